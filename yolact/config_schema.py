@@ -1,0 +1,190 @@
+"""The typed configuration schema: every key YOLACT reads, with its default and meaning.
+
+Defaults are those of the reference's ``yolact_base_config`` (SPEC §0, §8): ResNet-101-FPN at
+550 on COCO 2017. YAML files in ``configs/`` override them (see ``yolact/config.py``).
+"""
+from dataclasses import dataclass, field
+from typing import Literal, Optional, Tuple
+
+__all__ = [
+    "BackboneConfig", "ModelConfig", "LossConfig", "PostprocessConfig", "AugmentConfig",
+    "DataConfig", "TrainConfig", "Config",
+]
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    # residual block type: "bottleneck" (ResNet-50/101) or "basic" (ResNet-18/34)
+    block: Literal["bottleneck", "basic"] = "bottleneck"
+    # blocks per stage, as torchvision's ResNet(block, layers); [3, 4, 23, 3] is ResNet-101
+    layers: Tuple[int, ...] = (3, 4, 23, 3)
+    # "imagenet" (torchvision weights, or the file in weights/), a local .pth path, or null
+    pretrained: Optional[str] = "imagenet"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    # the ResNet that produces C3, C4, C5
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    # foreground classes; null takes the number of categories of the training json
+    num_classes: Optional[int] = None
+    # images are resized to input_size x input_size (no aspect-ratio preservation, SPEC §8)
+    input_size: int = 550
+    # channels of the FPN levels P3-P7
+    fpn_channels: int = 256
+    # channels of the protonet's 3x3 convs
+    proto_channels: int = 256
+    # channels of the prediction head's shared 3x3 "upfeature" conv
+    head_channels: int = 256
+    # number of prototype masks k
+    num_prototypes: int = 32
+    # anchor side in input pixels for P3..P7 (one scale per level)
+    anchor_scales: Tuple[int, ...] = (24, 48, 96, 192, 384)
+    # anchor aspect ratios per cell, in this order (SPEC §4)
+    anchor_aspect_ratios: Tuple[float, ...] = (1.0, 0.5, 2.0)
+    # reference quirk kept by default: anchors are square whatever the aspect ratio (SPEC §4)
+    use_square_anchors: bool = True
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    # anchors with IoU >= this with a GT box are positives
+    pos_iou_threshold: float = 0.5
+    # anchors with best IoU < this are background; in between they are neutral
+    neg_iou_threshold: float = 0.4
+    # non-positive anchors covered by a crowd box above this intersection-over-anchor are neutral
+    crowd_iou_threshold: float = 0.7
+    # OHEM: hardest negatives kept per positive
+    negpos_ratio: int = 3
+    # hardest negatives for an image without objects (the 3:1 rule would give it none)
+    negatives_per_empty_image: int = 32
+    # at most this many positives per image train the mask branch (random subset)
+    masks_to_train: int = 100
+    # weight of the classification term
+    cls_weight: float = 1.0
+    # weight of the box regression term
+    box_weight: float = 1.5
+    # weight of the mask term
+    mask_weight: float = 6.125
+    # weight of the semantic segmentation term
+    semseg_weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    # candidates need a class score above this (strict) to enter NMS
+    conf_threshold: float = 0.05
+    # IoU above which a lower-scored box of the same class is suppressed
+    nms_threshold: float = 0.5
+    # candidates per class kept before NMS
+    top_k: int = 200
+    # detections kept per image after NMS
+    max_detections: int = 100
+    # "fast" (per-class Fast NMS), "cross_class" (Fast NMS over all classes) or "standard"
+    nms: Literal["fast", "cross_class", "standard"] = "fast"
+    # mask probability above which a pixel belongs to the instance
+    mask_threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    # random brightness, contrast, saturation and hue (SPEC §8 step 3)
+    photometric: bool = True
+    # random zoom-out onto a mean-filled canvas up to 4x
+    expand: bool = True
+    # random sample crop (reference behaviour: no IoU constraint)
+    random_crop: bool = True
+    # random horizontal flip
+    mirror: bool = True
+    # ground-truth boxes narrower or shorter than this many input pixels are dropped
+    min_box_size: float = 4.0
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    # folder with the training images
+    train_images: str = "data/coco/train2017"
+    # COCO-format instances json of the training set
+    train_annotations: str = "data/coco/annotations/instances_train2017.json"
+    # folder with the validation images
+    val_images: str = "data/coco/val2017"
+    # COCO-format instances json of the validation set
+    val_annotations: str = "data/coco/annotations/instances_val2017.json"
+    # make the synthetic shapes dataset at data/shapes when it is missing
+    make_shapes: bool = False
+    # keep images without objects as background-only training images
+    keep_empty: bool = False
+    # training-time augmentation switches
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # DataLoader worker processes
+    num_workers: int = 4
+    # pin host memory for faster copies to the GPU
+    pin_memory: bool = True
+    # keep workers alive between epochs
+    persistent_workers: bool = True
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # images per iteration over all devices
+    batch_size: int = 8
+    # base learning rate at batch_size 8
+    lr: float = 1e-3
+    # SGD momentum
+    momentum: float = 0.9
+    # SGD weight decay (applied to every parameter, as the reference)
+    weight_decay: float = 5e-4
+    # learning rate at iteration 0 of the linear warmup
+    warmup_init_lr: float = 1e-4
+    # iterations of linear warmup
+    warmup_iters: int = 500
+    # iterations at which the learning rate is multiplied by gamma
+    lr_steps: Tuple[int, ...] = (280000, 600000, 700000, 750000)
+    # learning-rate decay factor at each step
+    gamma: float = 0.1
+    # total training iterations
+    max_iter: int = 800000
+    # scale lr, lr_steps and max_iter by batch_size / 8 like the reference
+    autoscale: bool = True
+    # BatchNorm is frozen when the per-device batch is below this (the reference uses 6)
+    freeze_bn_below: int = 6
+    # mixed precision: "off", "bf16" or "fp16" (fp16 uses a GradScaler)
+    amp: Literal["off", "bf16", "fp16"] = "off"
+    # clip the gradient norm to this value; null disables clipping
+    grad_clip: Optional[float] = None
+    # iterations between checkpoints
+    save_interval: int = 10000
+    # iterations between validations (0 disables; about 2 COCO epochs at batch 8)
+    val_interval: int = 29316
+    # validate on at most this many val images (null: all)
+    val_max_images: Optional[int] = 5000
+    # validation images drawn with their predictions into TensorBoard
+    val_visualize: int = 4
+    # stop after this many non-finite losses in a row
+    max_nonfinite: int = 10
+    # seed of every random number generator
+    seed: int = 0
+    # iterations between log lines, metrics.csv rows and TensorBoard scalars
+    log_interval: int = 20
+    # "auto" (cuda when available), "cpu", "cuda" or "cuda:N"
+    device: str = "auto"
+    # run the network in channels_last memory format
+    channels_last: bool = False
+    # CPU threads for intra-op parallelism (null: torch's default)
+    num_threads: Optional[int] = None
+    # parent folder of the run folders
+    output_dir: str = "runs"
+
+
+@dataclass(frozen=True)
+class Config:
+    # the network
+    model: ModelConfig = field(default_factory=ModelConfig)
+    # the training criterion
+    loss: LossConfig = field(default_factory=LossConfig)
+    # inference: NMS and mask assembly
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    # datasets and loading
+    data: DataConfig = field(default_factory=DataConfig)
+    # the training schedule and loop
+    train: TrainConfig = field(default_factory=TrainConfig)

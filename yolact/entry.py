@@ -1,0 +1,30 @@
+"""Shared plumbing of the command-line entry points: logging and the exit-code-2 rule."""
+import logging
+import sys
+from typing import Callable, List, Optional
+
+from yolact.errors import YolactError
+
+__all__ = ["run_entry_point", "setup_console_logging"]
+
+
+def setup_console_logging(level: int = logging.INFO) -> logging.Logger:
+    """Send the ``yolact`` logger to stderr once (idempotent)."""
+    logger = logging.getLogger("yolact")
+    if not any(getattr(h, "_yolact_console", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._yolact_console = True
+        logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    return logger
+
+
+def run_entry_point(body: Callable[[List[str]], int], argv: Optional[List[str]]) -> int:
+    """Run ``body(argv)``; a :class:`YolactError` becomes one line on stderr and exit code 2."""
+    try:
+        return body(sys.argv[1:] if argv is None else list(argv))
+    except YolactError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
