@@ -1,0 +1,101 @@
+"""Checkpoints: atomic writes, safe loads (``weights_only=True``), RNG state capture.
+
+A training checkpoint is a dict of plain containers and tensors only, so that
+``torch.load(path, weights_only=True)`` reads it without executing any pickle code:
+``format``, ``model``, ``optimizer``, ``scaler``, ``iteration``, ``rng``, ``config``,
+``class_names``, ``category_ids`` and ``metrics``.
+"""
+import os
+import pickle
+import random
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import numpy as np
+import torch
+
+from yolact.errors import YolactError
+
+__all__ = ["CHECKPOINT_FORMAT", "save_atomic", "load_checkpoint", "capture_rng_state", "restore_rng_state"]
+
+CHECKPOINT_FORMAT = "yolact-checkpoint-v1"
+
+
+def save_atomic(payload: Dict[str, Any], path: Path) -> Path:
+    """Write ``payload`` to ``path`` so that ``path`` is either the old file or the new one.
+
+    The data goes to a temporary file in the same folder, is flushed and fsync'ed, and only
+    then renamed over ``path`` (``os.replace`` is atomic on POSIX and Windows). A crash or a
+    full disk at any moment leaves the previous checkpoint untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp_path, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+    return path
+
+
+def load_checkpoint(path) -> Dict[str, Any]:
+    """Load a checkpoint on the CPU with ``weights_only=True``.
+
+    Returns our training checkpoint dict, or a bare state_dict (reference checkpoints) wrapped
+    as ``{"model": state_dict}``. A missing, truncated or unsafe file raises YolactError.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise YolactError(f"{path}: checkpoint not found")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        reason = str(error).splitlines()[0] if str(error) else "unsafe pickle"
+        raise YolactError(f"{path}: refused to load, not a plain-tensor checkpoint ({reason[:160]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise YolactError(f"{path}: unreadable checkpoint ({str(error).splitlines()[0][:160]})") from None
+    if not isinstance(content, dict):
+        raise YolactError(f"{path}: not a checkpoint (a {type(content).__name__})")
+    if content.get("format") == CHECKPOINT_FORMAT:
+        return content
+    if content and all(isinstance(value, torch.Tensor) for value in content.values()):
+        return {"model": content}
+    raise YolactError(f"{path}: not a YOLACT checkpoint (no model state found)")
+
+
+def capture_rng_state() -> Dict[str, Any]:
+    """Every RNG the training step draws from, as tensors and plain containers."""
+    numpy_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(numpy_state[1].astype(np.int64)), "pos": int(numpy_state[2]),
+                  "has_gauss": int(numpy_state[3]), "cached_gaussian": float(numpy_state[4])},
+        "python": _python_state_to_plain(random.getstate()),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: Optional[Dict[str, Any]]) -> None:
+    """Inverse of :func:`capture_rng_state` (missing parts are left alone)."""
+    if not state:
+        return
+    torch.set_rng_state(state["torch"])
+    numpy_state = state["numpy"]
+    np.random.set_state(("MT19937", numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
+                         numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _python_state_to_plain(state):
+    version, internal, gauss = state
+    return [version, list(internal), gauss]

@@ -1,0 +1,61 @@
+"""An infinite, resumable, rank-sharded batch sampler with a seed per sample.
+
+Training is iteration-based, so the sampler is indexed by iteration: the batch of iteration
+``i`` depends only on ``(seed, i, rank)``. Each element is ``(dataset_index, sample_seed)``;
+the dataset seeds its augmentation with ``sample_seed``. A run resumed at iteration ``i``
+therefore sees exactly the batches and augmentations an uninterrupted run would have seen,
+whatever the number of workers.
+"""
+from typing import Iterator, List, Tuple
+
+import torch
+
+__all__ = ["ResumableBatchSampler"]
+
+
+class ResumableBatchSampler:
+    """Yields ``[(index, sample_seed), ...]`` batches forever, from ``start_iteration`` on.
+
+    Args:
+        dataset_size: number of samples.
+        batch_size: samples per batch on this rank.
+        seed: base seed of the shuffle and of the per-sample seeds.
+        rank, world_size: this process's shard; each epoch's permutation is shared by all
+            ranks and rank r takes the r-th slice of each global batch.
+        start_iteration: iteration whose batch is yielded first.
+    Each epoch uses ``dataset_size // (batch_size * world_size)`` full batches (the partial last
+    batch is dropped, as the reference's DataLoader does).
+    """
+
+    def __init__(self, *, dataset_size: int, batch_size: int, seed: int, rank: int = 0,
+                 world_size: int = 1, start_iteration: int = 0):
+        self.global_batch = batch_size * world_size
+        if dataset_size < self.global_batch:
+            raise ValueError(f"dataset of {dataset_size} images is smaller than one batch of {self.global_batch}")
+        self.dataset_size, self.batch_size, self.seed = dataset_size, batch_size, seed
+        self.rank, self.start_iteration = rank, start_iteration
+        self.iterations_per_epoch = dataset_size // self.global_batch
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(self.dataset_size, generator=generator)
+
+    def batch_at(self, iteration: int, permutation: torch.Tensor = None) -> List[Tuple[int, int]]:
+        """The ``(index, sample_seed)`` pairs of this rank at ``iteration``."""
+        epoch, step = divmod(iteration, self.iterations_per_epoch)
+        if permutation is None:
+            permutation = self._permutation(epoch)
+        first = step * self.global_batch + self.rank * self.batch_size
+        indices = permutation[first:first + self.batch_size].tolist()
+        seeds = [(self.seed * 2_654_435_761 + iteration * self.global_batch + self.rank * self.batch_size + k)
+                 % (2 ** 63) for k in range(self.batch_size)]
+        return list(zip(indices, seeds))
+
+    def __iter__(self) -> Iterator[List[Tuple[int, int]]]:
+        iteration, epoch, permutation = self.start_iteration, None, None
+        while True:
+            current_epoch = iteration // self.iterations_per_epoch
+            if current_epoch != epoch:
+                epoch, permutation = current_epoch, self._permutation(current_epoch)
+            yield self.batch_at(iteration, permutation)
+            iteration += 1
