@@ -34,7 +34,7 @@ def _main(argv) -> int:
     from yolact.engine.launch import launch_training
 
     return launch_training(config, config_name=args.config, run_name=args.name, resume=args.resume,
-                           final_eval=not args.no_eval)
+                           overrides=args.overrides, final_eval=not args.no_eval)
 
 
 def main(argv=None) -> int:

@@ -20,7 +20,7 @@ from yolact.errors import YolactError
 
 __all__ = [
     "Config", "ConfigError", "CONFIG_DIR", "resolve_config_path", "load_config", "config_to_dict",
-    "config_from_dict", "dump_config",
+    "config_from_dict", "apply_overrides", "dump_config",
 ]
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -120,6 +120,19 @@ def load_config(name: str, overrides: Iterable[str] = ()) -> Config:
     tree = _load_tree(resolve_config_path(name), sources)
     _merge(tree, _parse_overrides(overrides), sources, _CLI)
     return config_from_dict(tree, sources=sources)
+
+
+def apply_overrides(tree: Mapping, overrides: Iterable[str], source: str = "config") -> Config:
+    """Validate ``tree`` (e.g. a checkpoint's config) with ``key=value`` overrides on top."""
+    sources: Dict[str, str] = {}
+    tree = _to_plain_dict(tree)
+    _record_sources(tree, sources, source, "")
+    _merge(tree, _parse_overrides(overrides), sources, _CLI)
+    return config_from_dict(tree, sources=sources)
+
+
+def _to_plain_dict(tree: Mapping) -> Dict[str, Any]:
+    return {k: _to_plain_dict(v) if isinstance(v, Mapping) else v for k, v in tree.items()}
 
 
 def config_from_dict(tree: Mapping, sources: Optional[Dict[str, str]] = None,

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from yolact.build import build_criterion, build_dataset, build_model, build_postprocessor, with_num_classes
-from yolact.config import Config, config_from_dict, dump_config
+from yolact.config import Config, apply_overrides, dump_config
 from yolact.engine.checkpoint import load_checkpoint, restore_rng_state
 from yolact.engine.data_feed import make_train_batches, make_val_loader
 from yolact.engine.hooks import Checkpointer, ValidationHook, unwrap
@@ -76,24 +76,28 @@ def _load_resume(resume: Optional[str], config: Config, config_name: str):
 
 
 def launch_training(config: Config, *, config_name: str, run_name: Optional[str] = None,
-                    resume: Optional[str] = None, final_eval: bool = True) -> int:
-    """Train as ``config`` says; returns the process exit code."""
+                    resume: Optional[str] = None, overrides=(), final_eval: bool = True) -> int:
+    """Train as ``config`` says; returns the process exit code.
+
+    With ``resume`` the checkpoint's own config is used, with ``overrides`` applied on top
+    (e.g. a longer ``train.max_iter``).
+    """
     device_type = "cuda" if config.train.device != "cpu" and torch.cuda.is_available() else "cpu"
     dist_info = init_distributed(device_type)
     try:
-        return _train(config, config_name, run_name, resume, final_eval, dist_info)
+        return _train(config, config_name, run_name, resume, overrides, final_eval, dist_info)
     finally:
         cleanup_distributed()
 
 
-def _train(config, config_name, run_name, resume, final_eval, dist_info) -> int:
+def _train(config, config_name, run_name, resume, overrides, final_eval, dist_info) -> int:
+    checkpoint = _load_resume(resume, config, config_name)
+    if checkpoint is not None:
+        config = apply_overrides(checkpoint["config"], overrides, source=str(checkpoint["path"]))
     train_cfg = config.train
     if train_cfg.num_threads:
         torch.set_num_threads(train_cfg.num_threads)
     device = select_device(train_cfg.device, dist_info.local_rank)
-    checkpoint = _load_resume(resume, config, config_name)
-    if checkpoint is not None:
-        config = config_from_dict(checkpoint["config"], default_source=str(checkpoint["path"]))
     seed_everything(train_cfg.seed + dist_info.rank)
     prepare_data(config, dist_info.is_main)
     train_set = build_dataset(config, "train")

@@ -10,6 +10,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 import torch
 
 from yolact.errors import YolactError
+from yolact.utils.distributed import all_reduce_mean
 
 __all__ = ["TrainState", "Trainer", "autocast_context"]
 
@@ -98,8 +99,9 @@ class Trainer:
         self.state.nonfinite_streak = 0
         self._backward_and_step(total)
         self.state.iteration += 1
-        scalars = {k: float(v.detach()) for k, v in losses.items()}
-        scalars.update(loss_total=float(total.detach()), lr=lr)
+        logged = all_reduce_mean(torch.stack([v.detach() for v in losses.values()] + [total.detach()]))
+        scalars = dict(zip(list(losses) + ["loss_total"], logged.tolist()))  # mean over ranks
+        scalars["lr"] = lr
         self.last_scalars = scalars
         if self.on_step is not None:
             self.on_step(iteration, scalars, data_time, time.perf_counter() - start)

@@ -1,0 +1,49 @@
+"""A tiny real training setup shared by the end-to-end tests: shapes data, a 16-channel model."""
+from pathlib import Path
+from typing import List
+
+SHAPES_IMAGE_SIZE = 64
+
+
+def make_tiny_shapes(root: Path, num_train: int = 8, num_val: int = 4) -> Path:
+    """Write a small synthetic shapes dataset (COCO json + JPEGs) under ``root``."""
+    from yolact.data.shapes import make_shapes_dataset
+
+    if not (root / "annotations" / "instances_train.json").is_file():
+        make_shapes_dataset(root, num_train=num_train, num_val=num_val, image_size=SHAPES_IMAGE_SIZE, seed=3)
+    return root
+
+
+def tiny_overrides(data_root: Path, output_dir: Path, **extra) -> List[str]:
+    """``key=value`` words for train.py: a few iterations of a tiny model on the tiny data."""
+    values = {
+        "data.train_images": data_root / "train",
+        "data.train_annotations": data_root / "annotations" / "instances_train.json",
+        "data.val_images": data_root / "val",
+        "data.val_annotations": data_root / "annotations" / "instances_val.json",
+        "data.num_workers": 0,
+        "data.make_shapes": "false",
+        "model.backbone.block": "basic",
+        "model.backbone.layers": "[1,1,1,1]",
+        "model.backbone.pretrained": "null",
+        "model.input_size": SHAPES_IMAGE_SIZE,
+        "model.fpn_channels": 16,
+        "model.proto_channels": 16,
+        "model.head_channels": 16,
+        "model.num_prototypes": 8,
+        "model.anchor_scales": "[8,16,32,64,128]",
+        "train.batch_size": 2,
+        "train.lr": 0.001,
+        "train.warmup_iters": 2,
+        "train.lr_steps": "[5]",
+        "train.max_iter": 4,
+        "train.save_interval": 2,
+        "train.val_interval": 2,
+        "train.val_max_images": 4,
+        "train.val_visualize": 2,
+        "train.log_interval": 1,
+        "train.device": "cpu",
+        "train.output_dir": output_dir,
+    }
+    values.update(extra)
+    return [f"{key}={value}" for key, value in values.items()]
