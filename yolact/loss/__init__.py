@@ -1,0 +1,20 @@
+"""YOLACT's training loss (SPEC §5, §6): matching, OHEM classification, box, mask, semantic."""
+from yolact.loss.criterion import YolactCriterion
+from yolact.loss.mask_loss import downsample_binary_masks, lincomb_mask_loss
+from yolact.loss.matcher import intersection_over_area, match_anchors, match_batch
+from yolact.loss.ohem import background_loss, ohem_classification_loss, select_hard_negatives
+from yolact.loss.semseg_loss import semantic_segmentation_loss, semantic_segmentation_targets
+
+__all__ = [
+    "YolactCriterion",
+    "match_anchors",
+    "match_batch",
+    "intersection_over_area",
+    "background_loss",
+    "select_hard_negatives",
+    "ohem_classification_loss",
+    "downsample_binary_masks",
+    "lincomb_mask_loss",
+    "semantic_segmentation_loss",
+    "semantic_segmentation_targets",
+]
