@@ -96,5 +96,6 @@ def build_dataset(config: Config, split: str, *, train_transform: Optional[bool]
                                    min_box_size=aug.min_box_size)
     else:
         transform = EvalTransform(input_size=config.model.input_size)
-    return CocoInstanceDataset(Path(image_dir), Path(annotations), transform=transform,
-                               keep_empty=data_cfg.keep_empty and split == "train")
+    # Evaluation keeps images without objects: their false positives count, as in COCOeval.
+    keep_empty = data_cfg.keep_empty if split == "train" else True
+    return CocoInstanceDataset(Path(image_dir), Path(annotations), transform=transform, keep_empty=keep_empty)

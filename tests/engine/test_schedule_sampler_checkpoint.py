@@ -37,14 +37,14 @@ def test_sampler_resumes_exactly_and_shards():
     resumed = ResumableBatchSampler(dataset_size=10, batch_size=3, seed=5, start_iteration=4)
     assert [batch for batch, _ in zip(resumed, range(3))] == first[4:]
     # 3 full batches per epoch: every epoch is a permutation slice without repeats
-    epoch0 = [index for batch in first[:3] for index, _ in batch]
+    epoch0 = [key.index for batch in first[:3] for key in batch]
     assert len(set(epoch0)) == 9
-    seeds = [seed for batch in first for _, seed in batch]
-    assert len(set(seeds)) == len(seeds)
+    assert [key.epoch for key in first[2] + first[3]] == [0, 0, 0, 1, 1, 1]
+    assert {key.seed for batch in first for key in batch} == {5}
     ranks = [ResumableBatchSampler(dataset_size=10, batch_size=2, seed=5, rank=r, world_size=2).batch_at(1)
              for r in range(2)]
     single = ResumableBatchSampler(dataset_size=10, batch_size=4, seed=5).batch_at(1)
-    assert [i for i, _ in ranks[0] + ranks[1]] == [i for i, _ in single]
+    assert ranks[0] + ranks[1] == single
 
 
 def test_atomic_save_keeps_old_file_when_write_fails(tmp_path, monkeypatch):

@@ -1,33 +1,14 @@
 """Batches for the training loop and the validation loader, from a dataset and the config."""
 from typing import Iterator
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from yolact.config import Config
 from yolact.data.collate import collate_detections
 from yolact.engine.sampler import ResumableBatchSampler
 
-__all__ = ["SeededSamples", "make_train_batches", "make_val_loader"]
-
-
-class SeededSamples(Dataset):
-    """``dataset[(index, seed)]``: the sample with its augmentation drawn from ``seed``.
-
-    Seeding each sample (rather than each worker) makes the augmentation independent of the
-    number of workers and lets a resumed run replay exactly what an uninterrupted one would do.
-    """
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, key):
-        index, seed = key
-        return self.dataset.get_item(index, rng=np.random.default_rng(seed))
+__all__ = ["make_train_batches", "make_val_loader"]
 
 
 def make_train_batches(dataset, config: Config, *, batch_per_rank: int, start_iteration: int, rank: int,
@@ -37,7 +18,7 @@ def make_train_batches(dataset, config: Config, *, batch_per_rank: int, start_it
     sampler = ResumableBatchSampler(dataset_size=len(dataset), batch_size=batch_per_rank, seed=config.train.seed,
                                     rank=rank, world_size=world_size, start_iteration=start_iteration)
     workers = data_cfg.num_workers
-    loader = DataLoader(SeededSamples(dataset), batch_sampler=sampler, num_workers=workers,
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
                         collate_fn=collate_detections, pin_memory=pin_memory and data_cfg.pin_memory,
                         persistent_workers=workers > 0 and data_cfg.persistent_workers,
                         worker_init_fn=_limit_worker_threads if workers > 0 else None)

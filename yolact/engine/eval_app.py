@@ -100,7 +100,8 @@ def _run_pictures(args, loaded, postprocessor, device, out_dir: Path) -> int:
         records = predictor.run_on_video(int(source) if source.isdigit() else source,
                                          Path(target) if target else None, **options)
     if json_path is not None:
-        predictor.write_detections_json(json_path, records, category_ids=loaded.category_ids)
+        predictor.write_detections_json(json_path, records, category_ids=loaded.category_ids,
+                                        class_names=loaded.class_names)
         logger.info(f"detections written to {json_path}")
     return 0
 

@@ -113,6 +113,8 @@ def _train(config, config_name, run_name, resume, overrides, final_eval, dist_in
     base_lr, max_iter, lr_steps = _scaled_schedule(config)
 
     model = build_model(config, pretrained=None if checkpoint is not None else "config")
+    if checkpoint is None and config.model.init_weights:
+        _initialise_from(model, Path(config.model.init_weights))
     model.set_bn_frozen(batch_per_rank < train_cfg.freeze_bn_below)
     model.to(device)
     if train_cfg.channels_last:
@@ -175,6 +177,15 @@ def _train(config, config_name, run_name, resume, overrides, final_eval, dist_in
     finally:
         monitor.close()
     return 0
+
+
+def _initialise_from(model: torch.nn.Module, path: Path) -> None:
+    """Fine-tuning start: load a checkpoint's model weights, class layers may differ."""
+    from yolact.modeling.reference_weights import load_model_weights
+
+    reinitialised = load_model_weights(model, load_checkpoint(path)["model"])
+    logger.info(f"initialised from {path}" + (f" ({len(reinitialised)} class-dependent tensors re-initialised)"
+                                              if reinitialised else ""))
 
 
 def _run_dir(config, config_name, run_name, checkpoint, is_main) -> Optional[Path]:

@@ -1,20 +1,22 @@
-"""An infinite, resumable, rank-sharded batch sampler with a seed per sample.
+"""An infinite, resumable, rank-sharded batch sampler.
 
 Training is iteration-based, so the sampler is indexed by iteration: the batch of iteration
-``i`` depends only on ``(seed, i, rank)``. Each element is ``(dataset_index, sample_seed)``;
-the dataset seeds its augmentation with ``sample_seed``. A run resumed at iteration ``i``
-therefore sees exactly the batches and augmentations an uninterrupted run would have seen,
-whatever the number of workers.
+``i`` depends only on ``(seed, i, rank)``. Each element is a :class:`SampleKey`
+``(index, epoch, seed)``, from which the dataset seeds the sample's augmentation. A run resumed
+at iteration ``i`` therefore sees exactly the batches and augmentations an uninterrupted run
+would have seen, whatever the number of workers.
 """
-from typing import Iterator, List, Tuple
+from typing import Iterator, List
 
 import torch
+
+from yolact.data.coco import SampleKey
 
 __all__ = ["ResumableBatchSampler"]
 
 
 class ResumableBatchSampler:
-    """Yields ``[(index, sample_seed), ...]`` batches forever, from ``start_iteration`` on.
+    """Yields ``[SampleKey, ...]`` batches forever, from ``start_iteration`` on.
 
     Args:
         dataset_size: number of samples.
@@ -40,18 +42,16 @@ class ResumableBatchSampler:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         return torch.randperm(self.dataset_size, generator=generator)
 
-    def batch_at(self, iteration: int, permutation: torch.Tensor = None) -> List[Tuple[int, int]]:
-        """The ``(index, sample_seed)`` pairs of this rank at ``iteration``."""
+    def batch_at(self, iteration: int, permutation: torch.Tensor = None) -> List[SampleKey]:
+        """The sample keys of this rank at ``iteration``."""
         epoch, step = divmod(iteration, self.iterations_per_epoch)
         if permutation is None:
             permutation = self._permutation(epoch)
         first = step * self.global_batch + self.rank * self.batch_size
         indices = permutation[first:first + self.batch_size].tolist()
-        seeds = [(self.seed * 2_654_435_761 + iteration * self.global_batch + self.rank * self.batch_size + k)
-                 % (2 ** 63) for k in range(self.batch_size)]
-        return list(zip(indices, seeds))
+        return [SampleKey(index, epoch, self.seed) for index in indices]
 
-    def __iter__(self) -> Iterator[List[Tuple[int, int]]]:
+    def __iter__(self) -> Iterator[List[SampleKey]]:
         iteration, epoch, permutation = self.start_iteration, None, None
         while True:
             current_epoch = iteration // self.iterations_per_epoch

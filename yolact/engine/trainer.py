@@ -93,7 +93,8 @@ class Trainer:
         losses = self.criterion(outputs, targets)
         total = sum(losses.values())
         self.optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(total):
+        finite_everywhere = all_reduce_mean(torch.isfinite(total.detach()).float()) == 1  # ranks must agree
+        if not finite_everywhere:
             self._handle_nonfinite(iteration, losses, targets)
             return
         self.state.nonfinite_streak = 0

@@ -42,7 +42,7 @@ def make_visualize_fn(postprocessor, val_set, device: torch.device, count: int) 
     def visualize(model: torch.nn.Module) -> List[np.ndarray]:
         pictures = []
         for path in paths:
-            image_bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            image_bgr = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
             if image_bgr is None:
                 logger.warning(f"{path}: unreadable, not drawn")
                 continue
