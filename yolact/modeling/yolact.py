@@ -1,0 +1,130 @@
+"""The YOLACT network: backbone -> FPN -> protonet + shared head (+ semantic head in training)."""
+from typing import Dict, Optional, Sequence
+
+import torch
+from torch import nn
+
+from yolact.errors import YolactError
+from yolact.modeling.anchors import AnchorGenerator
+from yolact.modeling.backbone import ResNetBackbone, load_backbone_weights
+from yolact.modeling.fpn import FPN
+from yolact.modeling.head import PredictionHead
+from yolact.modeling.protonet import Protonet
+from yolact.modeling.semantic_head import SemanticHead
+
+__all__ = ["Yolact", "make_yolact"]
+
+
+class Yolact(nn.Module):
+    """YOLACT (Bolya et al. 2019) from injected parts; returns raw outputs, no post-processing.
+
+    Every Conv2d outside the backbone is re-initialised here as in the reference
+    (``xavier_uniform_`` weights, zero bias); the backbone keeps its own (ImageNet) weights.
+
+    ``forward(images)`` takes images [N, 3, H, W] float (normalised RGB, SPEC §8; H = W = the
+    input size, 550) and returns a dict:
+
+    - ``cls_logits`` [N, A, C+1]: raw class logits, background at index 0 (no softmax here;
+      the post-processor applies it);
+    - ``box_deltas`` [N, A, 4]: offsets encoded against ``anchors`` (variances 0.1, 0.2);
+    - ``mask_coeffs`` [N, A, k]: prototype coefficients in [-1, 1] (tanh);
+    - ``prototypes`` [N, Hp, Wp, k]: prototype masks after ReLU, channels last (138x138 at 550);
+    - ``anchors`` [A, 4]: (cx, cy, w, h) relative to the image (not clipped), same device and
+      dtype as the images, sized against H (the reference's ``max_size``);
+    - ``semseg_logits`` [N, C, H3, W3]: per-class semantic logits on P3 (69x69 at 550),
+      **in training mode only**.
+
+    A = 19248 at 550 with 3 anchors per cell; C foreground classes; k prototypes.
+    The same keys (minus ``semseg_logits``) are returned in eval mode.
+    """
+
+    def __init__(self, *, backbone: ResNetBackbone, fpn: FPN, protonet: Protonet, head: PredictionHead,
+                 semseg_head: SemanticHead, anchor_generator: AnchorGenerator):
+        super().__init__()
+        self.backbone, self.fpn, self.protonet = backbone, fpn, protonet
+        self.head, self.semseg_head, self.anchor_generator = head, semseg_head, anchor_generator
+        self.bn_frozen = False
+        self._init_non_backbone_convs()
+
+    def forward(self, images: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """images [N, 3, H, W] -> raw outputs (see the class docstring for keys and shapes)."""
+        features = self.fpn(self.backbone(images))  # [P3, P4, P5, P6, P7]
+        prototypes = self.protonet(features[0])
+        box_deltas, cls_logits, mask_coeffs = self.head(features)
+        anchors = self.anchor_generator([f.shape[-2:] for f in features], input_size=images.shape[-2],
+                                        device=images.device, dtype=images.dtype)
+        outputs = {"cls_logits": cls_logits, "box_deltas": box_deltas, "mask_coeffs": mask_coeffs,
+                   "prototypes": prototypes, "anchors": anchors}
+        if self.training:
+            outputs["semseg_logits"] = self.semseg_head(features[0])
+        return outputs
+
+    def set_bn_frozen(self, frozen: bool = True) -> "Yolact":
+        """Freeze (or unfreeze) every BatchNorm2d: eval mode and no gradient for weight/bias.
+
+        The freeze persists: every later ``train()`` re-applies it, as the reference does.
+        """
+        self.bn_frozen = frozen
+        for module in self.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.train(self.training and not frozen)
+                for param in (module.weight, module.bias):
+                    if param is not None:
+                        param.requires_grad_(not frozen)
+        return self
+
+    def train(self, mode: bool = True) -> "Yolact":
+        """nn.Module.train, then BatchNorm back to eval mode if ``set_bn_frozen(True)`` was called."""
+        super().train(mode)
+        if self.bn_frozen:
+            for module in self.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.eval()
+        return self
+
+    def _init_non_backbone_convs(self) -> None:
+        for name, module in self.named_modules():
+            if isinstance(module, nn.Conv2d) and not name.startswith("backbone."):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+
+def make_yolact(*, num_classes: int = 80, block: str = "bottleneck", layers: Sequence[int] = (3, 4, 23, 3),
+                fpn_channels: int = 256, proto_channels: int = 256, head_channels: int = 256,
+                num_prototypes: int = 32, anchor_scales: Sequence[float] = (24, 48, 96, 192, 384),
+                anchor_aspect_ratios: Sequence[float] = (1.0, 0.5, 2.0), use_square_anchors: bool = True,
+                pretrained: Optional[str] = None) -> Yolact:
+    """YOLACT with yolact_base defaults (ResNet-101, 256-channel FPN, k = 32, 550 anchors).
+
+    Args:
+        num_classes: foreground classes C (the class layer predicts C+1, semseg C).
+        block, layers: the ResNet (see :class:`ResNetBackbone`).
+        fpn_channels, proto_channels, head_channels: widths of the FPN levels, the protonet's
+            3x3 convs and the head's upfeature conv.
+        num_prototypes: k.
+        anchor_scales: one anchor scale in input pixels per level P3..P7.
+        anchor_aspect_ratios: aspect ratios per cell, in order.
+        use_square_anchors: the reference's square-anchor quirk (default on, SPEC §4).
+        pretrained: backbone init: None, "imagenet" or a local file (see ``load_backbone_weights``).
+    """
+    if num_classes < 1:
+        raise YolactError(f"num_classes must be >= 1, got {num_classes}")
+    if len(anchor_scales) != 5:
+        raise YolactError(f"anchor_scales needs one scale per level P3..P7 (5), got {list(anchor_scales)}")
+    backbone = ResNetBackbone(block=block, layers=layers)
+    load_backbone_weights(backbone, pretrained)
+    anchor_generator = AnchorGenerator(scales_per_level=[(scale,) for scale in anchor_scales],
+                                       aspect_ratios=anchor_aspect_ratios,
+                                       use_square_anchors=use_square_anchors)
+    return Yolact(
+        backbone=backbone,
+        fpn=FPN(in_channels=backbone.out_channels, out_channels=fpn_channels),
+        protonet=Protonet(in_channels=fpn_channels, hidden_channels=proto_channels,
+                          num_prototypes=num_prototypes),
+        head=PredictionHead(in_channels=fpn_channels, hidden_channels=head_channels,
+                            num_classes=num_classes, num_prototypes=num_prototypes,
+                            num_anchors=anchor_generator.num_anchors_per_cell),
+        semseg_head=SemanticHead(in_channels=fpn_channels, num_classes=num_classes),
+        anchor_generator=anchor_generator,
+    )
