@@ -6,6 +6,7 @@ from torch.utils.data import DataLoader
 
 from yolact.config import Config
 from yolact.data.collate import collate_detections
+from yolact.data.loader import seed_worker
 from yolact.engine.sampler import ResumableBatchSampler
 
 __all__ = ["make_train_batches", "make_val_loader"]
@@ -21,7 +22,7 @@ def make_train_batches(dataset, config: Config, *, batch_per_rank: int, start_it
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
                         collate_fn=collate_detections, pin_memory=pin_memory and data_cfg.pin_memory,
                         persistent_workers=workers > 0 and data_cfg.persistent_workers,
-                        worker_init_fn=_limit_worker_threads if workers > 0 else None)
+                        worker_init_fn=seed_worker if workers > 0 else None)
     return iter(loader)
 
 
@@ -29,12 +30,4 @@ def make_val_loader(dataset, config: Config) -> DataLoader:
     """In-order loader of the validation set (batch 1: images keep their own original size)."""
     workers = min(config.data.num_workers, 2)
     return DataLoader(dataset, batch_size=1, shuffle=False, num_workers=workers, collate_fn=collate_detections,
-                      worker_init_fn=_limit_worker_threads if workers > 0 else None)
-
-
-def _limit_worker_threads(worker_id: int) -> None:
-    """Workers run OpenCV and numpy; one thread each keeps them from fighting the main process."""
-    import cv2
-
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
+                      worker_init_fn=seed_worker if workers > 0 else None)

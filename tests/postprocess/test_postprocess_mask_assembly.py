@@ -1,0 +1,138 @@
+"""Mask assembly: crop, bilinear taps, windowed vs dense resizing, chunking and RLE."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from pycocotools import mask as mask_utils
+
+from yolact.postprocess import mask_assembly
+from yolact.postprocess.mask_assembly import assemble_masks, encode_masks_rle, linear_taps, mask_probabilities
+
+
+def random_case(num_masks: int, seed: int, proto_size=(138, 138)):
+    """Prototypes (Hp, Wp, 8), coefficients and boxes of every kind: small, large, full image,
+    corners swapped, partly and wholly outside the image."""
+    generator = torch.Generator().manual_seed(seed)
+    prototypes = torch.relu(torch.randn(*proto_size, 8, generator=generator))
+    coeffs = torch.tanh(torch.randn(num_masks, 8, generator=generator))
+    corners = torch.rand(num_masks, 2, generator=generator) * 1.2 - 0.1
+    sizes = torch.rand(num_masks, 2, generator=generator) * 0.6
+    boxes = torch.cat([corners, corners + sizes], dim=1)
+    special = torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.7, 0.8, 0.2, 0.1], [1.1, 1.1, 1.3, 1.4],
+                            [0.5, 0.5, 0.5001, 0.5001], [-0.3, 0.2, 0.05, 0.9]])
+    boxes[:len(special)] = special[:num_masks]
+    return prototypes, coeffs, boxes
+
+
+def reference_masks(prototypes, coeffs, boxes, image_size, threshold=0.5):
+    """The reference's postprocess: (Hp, Wp, n) sigmoid, crop, permute, interpolate, gt."""
+    from yolact.box_ops import crop_masks
+    probabilities = torch.sigmoid(prototypes @ coeffs.T).permute(2, 0, 1)
+    cropped = crop_masks(probabilities, boxes, padding=1)
+    return F.interpolate(cropped[None], image_size, mode="bilinear", align_corners=False)[0] > threshold
+
+
+@pytest.mark.parametrize("out_size,in_size", [(550, 138), (480, 138), (640, 138), (3, 5), (7, 7), (1, 4)])
+def test_linear_taps_reproduce_interpolate(out_size, in_size):
+    generator = torch.Generator().manual_seed(out_size)
+    image = torch.rand(in_size, in_size + 3, generator=generator)
+    taps_y, taps_x = linear_taps(out_size, in_size), linear_taps(out_size + 1, in_size + 3)
+    along_x = image[:, taps_x.index0] * taps_x.weight0 + image[:, taps_x.index1] * taps_x.weight1
+    resized = (along_x[taps_y.index0] * taps_y.weight0[:, None]
+               + along_x[taps_y.index1] * taps_y.weight1[:, None])
+    expected = F.interpolate(image[None, None], (out_size, out_size + 1), mode="bilinear",
+                             align_corners=False)
+    assert torch.allclose(resized, expected[0, 0], rtol=0, atol=1e-6)
+    basis = torch.eye(in_size)[None, :, None, :]  # channel c is pixel c alone: resizing it gives its weights
+    weights = F.interpolate(basis, (1, out_size), mode="bilinear", align_corners=False)[0, :, 0]  # (in, out)
+    ours = torch.zeros(in_size, out_size)
+    ours[taps_y.index0, torch.arange(out_size)] += taps_y.weight0
+    ours[taps_y.index1, torch.arange(out_size)] += taps_y.weight1
+    assert torch.equal(ours, weights)
+
+
+def test_linear_taps_by_hand():
+    # 2 -> 4: source coordinates (i + 0.5) / 2 - 0.5 = -0.25 (clamped to 0), 0.25, 0.75, 1.25;
+    # the last one reads pixel 1 twice (the second tap is clamped to the last pixel).
+    taps = linear_taps(4, 2)
+    assert taps.index0.tolist() == [0, 0, 0, 1] and taps.index1.tolist() == [1, 1, 1, 1]
+    assert taps.weight1.tolist() == [0.0, 0.25, 0.75, 0.25]
+    assert taps.weight0.tolist() == [1.0, 0.75, 0.25, 0.75]
+
+
+def test_crop_of_probabilities_is_exact_on_a_tiny_case():
+    prototypes = torch.zeros(10, 10, 1)  # sigmoid(0) = 0.5 everywhere before the crop
+    boxes = torch.tensor([[0.3, 0.4, 0.6, 0.55]])
+    found = mask_probabilities(prototypes, torch.ones(1, 1), boxes)
+    # x: [3 - 1, 6 + 1) = columns 2..6; y: [4 - 1, 5.5 + 1) = rows 3..6 (float bounds, no rounding).
+    expected = torch.zeros(1, 10, 10)
+    expected[0, 3:7, 2:7] = 0.5
+    assert torch.equal(found, expected)
+
+
+def test_assembled_mask_by_hand():
+    # One 2x2 prototype, probability 1 at the top-left pixel and ~0 elsewhere; box = whole image.
+    prototypes = torch.tensor([[[20.0], [-20.0]], [[-20.0], [-20.0]]])
+    masks = assemble_masks(prototypes, torch.ones(1, 1), torch.tensor([[0.0, 0.0, 1.0, 1.0]]), (4, 4))
+    # Resized probability = (row weight of pixel 0) * (column weight of pixel 0), weights
+    # 1, 0.75, 0.25, 0: above 0.5 on the top-left 2x2 block only ((1, 1) gets 0.5625).
+    expected = torch.zeros(1, 4, 4, dtype=torch.bool)
+    expected[0, :2, :2] = True
+    assert torch.equal(masks, expected)
+
+
+@pytest.mark.parametrize("image_size", [(550, 550), (480, 640), (37, 91), (1000, 300)])
+def test_windowed_and_dense_equal_the_reference_operation(image_size):
+    prototypes, coeffs, boxes = random_case(12, seed=image_size[0])
+    expected = reference_masks(prototypes, coeffs, boxes, image_size)
+    for windowed in (True, False):
+        found = assemble_masks(prototypes, coeffs, boxes, image_size, chunk_size=5, windowed=windowed)
+        assert found.dtype == torch.bool and found.shape == (12, *image_size)
+        assert torch.equal(found, expected)
+
+
+def test_threshold_is_strict_and_configurable():
+    prototypes, coeffs, boxes = random_case(6, seed=5)
+    for threshold in (0.3, 0.8):
+        expected = reference_masks(prototypes, coeffs, boxes, (60, 70), threshold=threshold)
+        assert torch.equal(assemble_masks(prototypes, coeffs, boxes, (60, 70), threshold=threshold), expected)
+
+
+def test_chunked_assembly_equals_one_shot():
+    prototypes, coeffs, boxes = random_case(23, seed=7)
+    one_shot = assemble_masks(prototypes, coeffs, boxes, (120, 90), chunk_size=1000)
+    for chunk_size in (1, 4, 22):
+        chunked = assemble_masks(prototypes, coeffs, boxes, (120, 90), chunk_size=chunk_size)
+        assert torch.equal(chunked, one_shot)
+
+
+@pytest.mark.parametrize("windowed", [True, False])
+def test_rle_decodes_to_the_bool_masks(windowed):
+    prototypes, coeffs, boxes = random_case(9, seed=11)
+    masks = assemble_masks(prototypes, coeffs, boxes, (75, 130), windowed=windowed)
+    rles = encode_masks_rle(prototypes, coeffs, boxes, (75, 130), chunk_size=4, windowed=windowed)
+    assert len(rles) == 9
+    assert all(isinstance(rle["counts"], str) and rle["size"] == [75, 130] for rle in rles)
+    decoded = mask_utils.decode([dict(rle, counts=rle["counts"].encode()) for rle in rles])  # (h, w, K)
+    assert np.array_equal(decoded.transpose(2, 0, 1).astype(bool), masks.numpy())
+
+
+def test_rle_holds_one_chunk_at_a_time(monkeypatch):
+    sizes = []
+    original = mask_assembly.mask_probabilities
+
+    def recording(prototypes, mask_coeffs, boxes):
+        sizes.append(mask_coeffs.shape[0])
+        return original(prototypes, mask_coeffs, boxes)
+
+    monkeypatch.setattr(mask_assembly, "mask_probabilities", recording)
+    prototypes, coeffs, boxes = random_case(10, seed=2)
+    assert len(encode_masks_rle(prototypes, coeffs, boxes, (40, 40), chunk_size=3)) == 10
+    assert sizes == [3, 3, 3, 1]
+
+
+def test_no_detection():
+    prototypes = torch.rand(138, 138, 32)
+    masks = assemble_masks(prototypes, torch.zeros(0, 32), torch.zeros(0, 4), (480, 640))
+    assert masks.shape == (0, 480, 640) and masks.dtype == torch.bool
+    assert encode_masks_rle(prototypes, torch.zeros(0, 32), torch.zeros(0, 4), (480, 640)) == []

@@ -1,0 +1,30 @@
+"""Data pipeline: COCO-format datasets, validation, augmentation, batching, synthetic shapes.
+
+Flow: ``CocoInstanceDataset`` (validated json + image folder) -> ``TrainTransform`` /
+``EvalTransform`` (image and instances -> network input and target) -> ``build_dataloader``
+(seeded sampler, workers, ``collate_detections``).
+"""
+from yolact.data.coco import CocoInstanceDataset, SampleKey, decode_masks
+from yolact.data.collate import collate_detections
+from yolact.data.loader import EpochSampler, build_dataloader, seed_worker
+from yolact.data.transforms import (PIXEL_MEAN_BGR, PIXEL_STD_BGR, EvalTransform, TrainTransform,
+                                    eval_transform, normalize_to_tensor)
+
+__all__ = [
+    "CocoInstanceDataset", "SampleKey", "decode_masks", "collate_detections", "EpochSampler",
+    "build_dataloader", "seed_worker", "SHAPES_CLASS_NAMES", "ShapesPaths", "make_shapes_dataset",
+    "PIXEL_MEAN_BGR", "PIXEL_STD_BGR", "EvalTransform", "TrainTransform", "eval_transform",
+    "normalize_to_tensor",
+]
+
+_SHAPES_NAMES = {"SHAPES_CLASS_NAMES": "CLASS_NAMES", "ShapesPaths": "ShapesPaths",
+                 "make_shapes_dataset": "make_shapes_dataset"}
+
+
+def __getattr__(name):
+    # Imported on first use so that `python -m yolact.data.shapes` does not find the module
+    # already imported by its package (runpy's double-import warning).
+    if name in _SHAPES_NAMES:
+        from yolact.data import shapes
+        return getattr(shapes, _SHAPES_NAMES[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

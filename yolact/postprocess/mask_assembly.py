@@ -1,0 +1,202 @@
+"""Full-size instance masks from prototypes and coefficients (SPEC §7, ``postprocess``).
+
+For each detection: sigmoid(prototypes @ coeffs), zeroed outside its predicted box (padding 1,
+at prototype resolution), resized bilinearly (align_corners=False) to the original image and
+thresholded (> 0.5). Detections are processed ``chunk_size`` at a time, so the float
+temporaries never hold more than one chunk, and the RLE encoder never holds more than one chunk
+of full-size masks.
+
+Two ways to resize, with the same result:
+- dense: ``F.interpolate`` of the whole chunk to (h, w), the reference's operation;
+- windowed: an output pixel reads a 2x2 neighbourhood of prototype pixels, so it is exactly 0
+  unless that neighbourhood meets the mask's crop box; only the window of output pixels that
+  can be nonzero is interpolated, with the indices, weights and arithmetic of F.interpolate's
+  CPU kernel (bit-identical to it when upsampling on a CPU with FMA; elsewhere the two may
+  differ by one float rounding). Much faster on CPU, where most boxes are small next to the
+  image: the default on CPU, dense elsewhere.
+"""
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pycocotools import mask as mask_utils
+
+from yolact.box_ops import crop_masks
+
+__all__ = ["LinearTaps", "linear_taps", "mask_probabilities", "assemble_masks", "encode_masks_rle"]
+
+
+class LinearTaps(NamedTuple):
+    """Bilinear taps along one axis: output i = weight0[i] * in[index0[i]] + weight1[i] * in[index1[i]]."""
+    index0: torch.Tensor  # (out,) int64
+    index1: torch.Tensor  # (out,) int64
+    weight0: torch.Tensor  # (out,) float
+    weight1: torch.Tensor  # (out,) float
+
+
+def linear_taps(out_size: int, in_size: int, *, device=None, dtype=torch.float32) -> LinearTaps:
+    """The taps ``F.interpolate(mode="bilinear", align_corners=False)`` uses along one axis.
+
+    Source coordinate (i + 0.5) * in/out - 0.5, clamped at 0; its floor and the next index
+    (clamped to the last pixel) are the taps, the fractional part weighs the second one.
+    """
+    # Computed on CPU (float64 is not available on every device), then moved.
+    scale = torch.tensor(in_size, dtype=dtype) / out_size
+    # PyTorch's kernel evaluates scale * (i + 0.5) - 0.5 as one fused multiply-add; in float64
+    # the product and the sum are exact, so rounding once to ``dtype`` gives the same value.
+    centers = torch.arange(out_size, dtype=torch.float64) + 0.5
+    source = (centers * scale.double() - 0.5).to(dtype).clamp_(min=0)
+    index0 = source.floor().long().clamp_(max=in_size - 1)
+    weight1 = (source - index0).clamp_(0, 1)
+    index1 = (index0 + 1).clamp_(max=in_size - 1)
+    return LinearTaps(*(tap.to(device) for tap in (index0, index1, 1 - weight1, weight1)))
+
+
+def mask_probabilities(prototypes: torch.Tensor, mask_coeffs: torch.Tensor,
+                       boxes: torch.Tensor) -> torch.Tensor:
+    """Cropped mask probabilities at prototype resolution.
+
+    Args:
+        prototypes: (Hp, Wp, k) float.
+        mask_coeffs: (n, k) float.
+        boxes: (n, 4) xyxy relative, the predicted boxes.
+    Returns:
+        (n, Hp, Wp) sigmoid(prototypes @ coeffs), 0 outside each box padded by 1 pixel.
+    """
+    height, width, num_protos = prototypes.shape
+    logits = mask_coeffs @ prototypes.reshape(-1, num_protos).T  # (n, Hp * Wp)
+    return crop_masks(torch.sigmoid(logits).view(-1, height, width), boxes, padding=1)
+
+
+def _paste_dense(dest: torch.Tensor, probabilities: torch.Tensor, threshold: float) -> None:
+    """dest (n, h, w) bool <- F.interpolate(probabilities (n, Hp, Wp)) > threshold."""
+    resized = F.interpolate(probabilities[None], size=dest.shape[1:], mode="bilinear",
+                            align_corners=False)[0]  # (n, h, w)
+    torch.gt(resized, threshold, out=dest)
+
+
+def _support_ranges(low: torch.Tensor, high: torch.Tensor, size: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """First and last prototype pixel that the crop (padding 1) can leave nonzero, per box.
+
+    ``crop_masks`` keeps pixel c when lo <= c < hi with lo = min(low, high) * size - 1 and
+    hi = max(low, high) * size + 1 (clamped); floor(lo) and ceil(hi) bound that from outside.
+    """
+    low, high = low * size, high * size
+    first = (torch.minimum(low, high) - 1).floor().clamp(0, size - 1)
+    last = (torch.maximum(low, high) + 1).ceil().clamp(0, size - 1)
+    return first.long(), last.long()
+
+
+def _output_windows(boxes: torch.Tensor, proto_size: Tuple[int, int], taps_y: LinearTaps,
+                    taps_x: LinearTaps) -> List[list]:
+    """Where each resized mask can be nonzero.
+
+    An output pixel can be nonzero only if one of its taps lies in the prototype pixels its
+    box's crop keeps; output i reads index0[i] <= index1[i] <= index0[i] + 1, both
+    nondecreasing in i, so those pixels form a window found by binary search.
+
+    Args:
+        boxes: (n, 4) xyxy relative, the boxes the masks were cropped with.
+    Returns:
+        n lists [r0, r1, c0, c1]: output rows r0:r1 and columns c0:c1.
+    """
+    first_row, last_row = _support_ranges(boxes[:, 1], boxes[:, 3], proto_size[0])
+    first_col, last_col = _support_ranges(boxes[:, 0], boxes[:, 2], proto_size[1])
+    windows = torch.stack([torch.searchsorted(taps_y.index1, first_row),
+                           torch.searchsorted(taps_y.index0, last_row, right=True),
+                           torch.searchsorted(taps_x.index1, first_col),
+                           torch.searchsorted(taps_x.index0, last_col, right=True)], dim=1)  # (n, 4)
+    return windows.tolist()
+
+
+def _paste_windowed(dest: torch.Tensor, probabilities: torch.Tensor, boxes: torch.Tensor,
+                    taps_y: LinearTaps, taps_x: LinearTaps, threshold: float) -> None:
+    """dest (n, h, w) bool, all False on entry <- the same as :func:`_paste_dense`, window by window."""
+    windows = _output_windows(boxes, probabilities.shape[1:], taps_y, taps_x)
+    threshold = probabilities.new_tensor(threshold)  # a tensor spares a scalar conversion per mask
+    for mask, mask_dest, (row_start, row_end, col_start, col_end) in zip(probabilities, dest, windows):
+        if row_end <= row_start or col_end <= col_start:
+            continue
+        rows, cols = slice(row_start, row_end), slice(col_start, col_end)
+        # Along x, then along y, each as w0 * a fused onto w1 * b: the arithmetic of
+        # F.interpolate's CPU kernel (bit-identical to it when upsampling on an FMA CPU).
+        along_x = torch.addcmul(mask.index_select(1, taps_x.index1[cols]) * taps_x.weight1[cols],
+                                mask.index_select(1, taps_x.index0[cols]), taps_x.weight0[cols])  # (Hp, c)
+        resized = torch.addcmul(along_x.index_select(0, taps_y.index1[rows]) * taps_y.weight1[rows],
+                                along_x.index_select(0, taps_y.index0[rows]), taps_y.weight0[rows])
+        torch.gt(resized, threshold, out=mask_dest[rows, cols])
+
+
+def _chunks(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, boxes: torch.Tensor,
+            chunk_size: int) -> Iterator[Tuple[slice, torch.Tensor]]:
+    for start in range(0, mask_coeffs.shape[0], chunk_size):
+        part = slice(start, min(start + chunk_size, mask_coeffs.shape[0]))
+        yield part, mask_probabilities(prototypes, mask_coeffs[part], boxes[part])
+
+
+def _paster(image_size: Tuple[int, int], prototypes: torch.Tensor, threshold: float,
+            windowed: Optional[bool]):
+    """A function (dest (n, h, w) bool zeros, probabilities (n, Hp, Wp), boxes (n, 4)) -> None."""
+    if windowed is None:
+        windowed = prototypes.device.type == "cpu"
+    if not windowed:
+        return lambda dest, probabilities, boxes: _paste_dense(dest, probabilities, threshold)
+    height, width = image_size
+    proto_height, proto_width, _ = prototypes.shape
+    options = {"device": prototypes.device, "dtype": prototypes.dtype}
+    taps_y = linear_taps(height, proto_height, **options)
+    taps_y = taps_y._replace(weight0=taps_y.weight0[:, None], weight1=taps_y.weight1[:, None])  # weigh rows
+    taps_x = linear_taps(width, proto_width, **options)
+    return lambda dest, probabilities, boxes: _paste_windowed(dest, probabilities, boxes, taps_y, taps_x,
+                                                              threshold)
+
+
+def assemble_masks(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, boxes: torch.Tensor,
+                   image_size: Tuple[int, int], threshold: float = 0.5, chunk_size: int = 16,
+                   windowed: Optional[bool] = None) -> torch.Tensor:
+    """Binary full-size masks of K detections.
+
+    Args:
+        prototypes: (Hp, Wp, k) float, one image's prototypes.
+        mask_coeffs: (K, k) float.
+        boxes: (K, 4) xyxy relative to the network input, the predicted boxes.
+        image_size: (h, w) of the original image.
+        threshold: a pixel is on when its resized probability is > threshold.
+        chunk_size: detections per step (bounds the float temporaries).
+        windowed: interpolate only around each mask (see the module docstring); None: on CPU.
+    Returns:
+        (K, h, w) bool.
+    """
+    masks = torch.zeros((mask_coeffs.shape[0], *image_size), dtype=torch.bool, device=prototypes.device)
+    paste = _paster(image_size, prototypes, threshold, windowed)
+    for part, probabilities in _chunks(prototypes, mask_coeffs, boxes, chunk_size):
+        paste(masks[part], probabilities, boxes[part])
+    return masks
+
+
+def encode_masks_rle(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, boxes: torch.Tensor,
+                     image_size: Tuple[int, int], threshold: float = 0.5, chunk_size: int = 16,
+                     windowed: Optional[bool] = None) -> List[Dict[str, object]]:
+    """The masks of :func:`assemble_masks` as COCO RLEs, encoded one chunk at a time.
+
+    At most ``chunk_size`` full-size masks exist at once, whatever K is.
+
+    Returns:
+        K dicts ``{"size": [h, w], "counts": str}`` (pycocotools' compressed RLE, json-ready).
+    """
+    height, width = image_size
+    paste = _paster(image_size, prototypes, threshold, windowed)
+    # Stored (n, w, h) so that the (h, w, n) view pycocotools reads is Fortran-ordered.
+    buffer = torch.zeros((min(chunk_size, mask_coeffs.shape[0]), width, height), dtype=torch.bool,
+                         device=prototypes.device)
+    rles: List[Dict[str, object]] = []
+    for part, probabilities in _chunks(prototypes, mask_coeffs, boxes, chunk_size):
+        chunk = buffer[:part.stop - part.start]
+        chunk.zero_()
+        paste(chunk.transpose(1, 2), probabilities, boxes[part])
+        fortran = np.asfortranarray(chunk.cpu().permute(2, 1, 0).numpy().view(np.uint8))  # (h, w, n)
+        for rle in mask_utils.encode(fortran):
+            rles.append({"size": [int(rle["size"][0]), int(rle["size"][1])],
+                         "counts": rle["counts"].decode("ascii")})
+    return rles
