@@ -124,7 +124,7 @@ class Trainer:
     def _handle_nonfinite(self, iteration: int, losses: Dict[str, torch.Tensor], targets) -> None:
         """Skip the step, say what happened, stop after ``max_nonfinite`` in a row."""
         self.state.nonfinite_streak += 1
-        terms = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
+        terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
         image_ids = [t.get("image_id") for t in targets]
         logger.warning(f"non-finite loss at iteration {iteration} ({terms}); image ids {image_ids}; step skipped "
                        f"({self.state.nonfinite_streak}/{self.max_nonfinite} in a row)")
