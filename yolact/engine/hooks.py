@@ -28,8 +28,8 @@ class Checkpointer:
     """
 
     def __init__(self, run_dir: Path, *, config: Config, class_names: List[str], category_ids: List[int],
-                 save_interval: int, enabled: bool = True):
-        self.weights_dir = Path(run_dir) / "weights"
+                 save_interval: int, enabled: bool = True):  # run_dir None on ranks other than 0
+        self.weights_dir = Path(run_dir) / "weights" if run_dir is not None else None
         self.config, self.class_names, self.category_ids = config, class_names, category_ids
         self.save_interval, self.enabled = save_interval, enabled
 

@@ -1,0 +1,69 @@
+"""Training iterations per second: data excluded and included, fp32/bf16/fp16, channels_last."""
+import itertools
+
+import torch
+
+from yolact.build import build_criterion, build_dataset, build_model
+from yolact.engine.trainer import Trainer
+from yolact.utils.synthetic import synthetic_targets
+from yolact.utils.timing import time_median_ms
+
+__all__ = ["bench_train"]
+
+
+def _amp_modes(device: torch.device):
+    modes = ["off", "bf16"]
+    if device.type == "cuda":
+        modes.append("fp16")
+    return modes
+
+
+def _trainer(config, device, batches, amp, channels_last, batch):
+    model = build_model(config, pretrained=None)
+    model.set_bn_frozen(batch < config.train.freeze_bn_below)
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=5e-4)
+    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
+    trainer = Trainer(model=model, criterion=build_criterion(config).to(device), optimizer=optimizer,
+                      batches=batches, device=device, lr_at=lambda it: 1e-4, max_iter=10 ** 9, amp=amp,
+                      scaler=scaler, channels_last=channels_last)
+    trainer.model.train()
+    return trainer
+
+
+def bench_train(args, device, config_for):
+    batch = args.batch or 2
+    config = config_for(args)
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(batch, 3, args.size, args.size, generator=generator)
+    targets = synthetic_targets(batch, args.objects, args.size, args.classes, generator)
+    rows, baseline = [], None
+    for amp in _amp_modes(device):
+        for channels_last in (False, True):
+            trainer = _trainer(config, device, itertools.repeat((images, targets)), amp, channels_last, batch)
+            ms = time_median_ms(trainer.run_step, repeats=args.repeats, warmup=args.warmup, device=device)
+            baseline = baseline or ms
+            rows.append({"data": "excluded", "amp": amp, "channels_last": channels_last, "batch": batch,
+                         "step_ms": ms, "iter_per_s": 1000.0 / ms, "speedup_vs_fp32": baseline / ms})
+    rows.append(_with_data(args, device, config_for, batch, baseline))
+    notes = [f"backbone {args.backbone} at {args.size}, {args.objects} objects per image, SGD step included; "
+             f"'included' loads {args.config}'s training set with its augmentation ({config.data.num_workers} workers)"]
+    return rows, ["data", "amp", "channels_last", "batch", "step_ms", "iter_per_s", "speedup_vs_fp32"], notes
+
+
+def _with_data(args, device, config_for, batch, baseline):
+    from yolact.engine.data_feed import make_train_batches
+    from yolact.engine.launch import prepare_data
+
+    probe = config_for(args)
+    prepare_data(probe, is_main=True)
+    dataset = build_dataset(probe, "train")
+    config = config_for(args, num_classes=len(dataset.class_names))
+    batches = make_train_batches(dataset, config, batch_per_rank=batch, start_iteration=0, rank=0, world_size=1,
+                                 pin_memory=device.type == "cuda")
+    trainer = _trainer(config, device, batches, "off", False, batch)
+    ms = time_median_ms(trainer.run_step, repeats=args.repeats, warmup=args.warmup, device=device)
+    return {"data": "included", "amp": "off", "channels_last": False, "batch": batch, "step_ms": ms,
+            "iter_per_s": 1000.0 / ms, "speedup_vs_fp32": baseline / ms}
