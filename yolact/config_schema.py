@@ -44,6 +44,9 @@ class ModelConfig:
     anchor_aspect_ratios: Tuple[float, ...] = (1.0, 0.5, 2.0)
     # reference quirk kept by default: anchors are square whatever the aspect ratio (SPEC §4)
     use_square_anchors: bool = True
+    # checkpoint (ours or the reference's) that initialises training; layers of another class
+    # count are re-initialised (fine-tuning). null: backbone.pretrained only
+    init_weights: Optional[str] = None
 
 
 @dataclass(frozen=True)

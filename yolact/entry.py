@@ -8,13 +8,24 @@ from yolact.errors import YolactError
 __all__ = ["run_entry_point", "setup_console_logging"]
 
 
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record (not at creation)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def setup_console_logging(level: int = logging.INFO) -> logging.Logger:
     """Send the ``yolact`` logger to stderr once (idempotent)."""
     logger = logging.getLogger("yolact")
-    if not any(getattr(h, "_yolact_console", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _CurrentStderrHandler) for h in logger.handlers):
+        handler = _CurrentStderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
-        handler._yolact_console = True
         logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False

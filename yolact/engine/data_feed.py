@@ -1,7 +1,6 @@
 """Batches for the training loop and the validation loader, from a dataset and the config."""
 from typing import Iterator
 
-import torch
 from torch.utils.data import DataLoader
 
 from yolact.config import Config

@@ -1,5 +1,5 @@
 """``train.py``'s engine: build everything from the config, resume, train, validate, evaluate."""
-import dataclasses
+import functools
 import logging
 import random
 from pathlib import Path
@@ -12,7 +12,7 @@ from yolact.build import build_criterion, build_dataset, build_model, build_post
 from yolact.config import Config, apply_overrides, dump_config
 from yolact.engine.checkpoint import load_checkpoint, restore_rng_state
 from yolact.engine.data_feed import make_train_batches, make_val_loader
-from yolact.engine.hooks import Checkpointer, ValidationHook, unwrap
+from yolact.engine.hooks import Checkpointer, ValidationHook
 from yolact.engine.lr_schedule import autoscale_schedule, learning_rate_at
 from yolact.engine.monitor import TrainMonitor
 from yolact.engine.run_folder import find_resume_checkpoint, new_run_folder
@@ -99,70 +99,19 @@ def _train(config, config_name, run_name, resume, overrides, final_eval, dist_in
         torch.set_num_threads(train_cfg.num_threads)
     device = select_device(train_cfg.device, dist_info.local_rank)
     seed_everything(train_cfg.seed + dist_info.rank)
-    prepare_data(config, dist_info.is_main)
-    train_set = build_dataset(config, "train")
-    config = with_num_classes(config, config.model.num_classes or len(train_set.class_names))
-    if len(train_set.class_names) != config.model.num_classes:
-        raise YolactError(f"{config.data.train_annotations}: {len(train_set.class_names)} categories but "
-                          f"model.num_classes is {config.model.num_classes}")
-    val_set = build_dataset(config, "val") if (train_cfg.val_interval or final_eval) else None
-
+    config, train_set, val_set = _prepare_datasets(config, dist_info, final_eval)
     if train_cfg.batch_size % dist_info.world_size:
         raise YolactError(f"train.batch_size={train_cfg.batch_size} is not divisible by {dist_info.world_size} processes")
     batch_per_rank = train_cfg.batch_size // dist_info.world_size
-    base_lr, max_iter, lr_steps = _scaled_schedule(config)
-
-    model = build_model(config, pretrained=None if checkpoint is not None else "config")
-    if checkpoint is None and config.model.init_weights:
-        _initialise_from(model, Path(config.model.init_weights))
-    model.set_bn_frozen(batch_per_rank < train_cfg.freeze_bn_below)
-    model.to(device)
-    if train_cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
-    criterion = build_criterion(config).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=train_cfg.momentum,
-                                weight_decay=train_cfg.weight_decay)
-    scaler = torch.amp.GradScaler(device.type) if train_cfg.amp == "fp16" else None
-    start_iteration = 0
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        if scaler is not None and checkpoint.get("scaler"):
-            scaler.load_state_dict(checkpoint["scaler"])
-        start_iteration = int(checkpoint["iteration"])
-        restore_rng_state(checkpoint.get("rng"))
-    train_model = model
-    if dist_info.distributed:
-        train_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-
     run_dir = _run_dir(config, config_name, run_name, checkpoint, dist_info.is_main)
-    batches = make_train_batches(train_set, config, batch_per_rank=batch_per_rank, start_iteration=start_iteration,
-                                 rank=dist_info.rank, world_size=dist_info.world_size, pin_memory=device.type == "cuda")
-    monitor = TrainMonitor(run_dir, start_iteration=start_iteration, max_iter=max_iter,
+    trainer = _make_trainer(config, checkpoint, device, dist_info, train_set, batch_per_rank)
+    monitor = TrainMonitor(run_dir, start_iteration=trainer.state.iteration, max_iter=trainer.max_iter,
                            log_interval=train_cfg.log_interval, enabled=dist_info.is_main)
     checkpointer = Checkpointer(run_dir, config=config, class_names=train_set.class_names,
                                 category_ids=train_set.category_ids, save_interval=train_cfg.save_interval,
                                 enabled=dist_info.is_main)
-    trainer = Trainer(model=train_model, criterion=criterion, optimizer=optimizer, batches=batches, device=device,
-                      lr_at=lambda it: learning_rate_at(it, base_lr=base_lr, warmup_init_lr=train_cfg.warmup_init_lr,
-                                                        warmup_iters=train_cfg.warmup_iters, lr_steps=lr_steps,
-                                                        gamma=train_cfg.gamma),
-                      max_iter=max_iter, amp=train_cfg.amp, scaler=scaler, grad_clip=train_cfg.grad_clip,
-                      max_nonfinite=train_cfg.max_nonfinite, channels_last=train_cfg.channels_last,
-                      on_step=monitor.log_step, on_nonfinite_stop=lambda t: checkpointer.save(t))
-    trainer.state.iteration = start_iteration
-    if checkpoint is not None:
-        trainer.state.best_mask_ap = float(checkpoint.get("best_mask_ap", -1.0))
-    validation = None
-    if val_set is not None:
-        postprocessor = build_postprocessor(config)
-        val_loader = make_val_loader(val_set, config)
-        validation = ValidationHook(
-            interval=train_cfg.val_interval,
-            evaluate=make_evaluate_fn(postprocessor, val_loader, val_set, device, train_cfg.val_max_images),
-            visualize=make_visualize_fn(postprocessor, val_set, device, train_cfg.val_visualize),
-            monitor=monitor, checkpointer=checkpointer, is_main=dist_info.is_main)
+    trainer.on_step, trainer.on_nonfinite_stop = monitor.log_step, checkpointer.save
+    validation = _make_validation(config, val_set, device, monitor, checkpointer, dist_info.is_main)
     trainer.hooks = [checkpointer] + ([validation] if validation is not None and train_cfg.val_interval else [])
     try:
         state = trainer.train()
@@ -177,6 +126,69 @@ def _train(config, config_name, run_name, resume, overrides, final_eval, dist_in
     finally:
         monitor.close()
     return 0
+
+
+def _prepare_datasets(config: Config, dist_info, final_eval: bool):
+    """-> (config with num_classes resolved, train set, val set or None)."""
+    prepare_data(config, dist_info.is_main)
+    train_set = build_dataset(config, "train")
+    config = with_num_classes(config, config.model.num_classes or len(train_set.class_names))
+    if len(train_set.class_names) != config.model.num_classes:
+        raise YolactError(f"{config.data.train_annotations}: {len(train_set.class_names)} categories but "
+                          f"model.num_classes is {config.model.num_classes}")
+    wants_val = dist_info.is_main and (config.train.val_interval or final_eval)
+    return config, train_set, build_dataset(config, "val") if wants_val else None
+
+
+def _make_trainer(config: Config, checkpoint, device, dist_info, train_set, batch_per_rank: int) -> Trainer:
+    """Model, loss, SGD, scaler and batches, restored from ``checkpoint`` when resuming."""
+    train_cfg = config.train
+    base_lr, max_iter, lr_steps = _scaled_schedule(config)
+    model = build_model(config, pretrained=None if checkpoint is not None else "config")
+    if checkpoint is None and config.model.init_weights:
+        _initialise_from(model, Path(config.model.init_weights))
+    model.set_bn_frozen(batch_per_rank < train_cfg.freeze_bn_below)
+    model.to(device)
+    if train_cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=train_cfg.momentum,
+                                weight_decay=train_cfg.weight_decay)
+    scaler = torch.amp.GradScaler(device.type) if train_cfg.amp == "fp16" else None
+    start_iteration, best_mask_ap = 0, -1.0
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        if scaler is not None and checkpoint.get("scaler"):
+            scaler.load_state_dict(checkpoint["scaler"])
+        start_iteration, best_mask_ap = int(checkpoint["iteration"]), float(checkpoint.get("best_mask_ap", -1.0))
+        restore_rng_state(checkpoint.get("rng"))
+    train_model = model
+    if dist_info.distributed:
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    batches = make_train_batches(train_set, config, batch_per_rank=batch_per_rank, start_iteration=start_iteration,
+                                 rank=dist_info.rank, world_size=dist_info.world_size, pin_memory=device.type == "cuda")
+    trainer = Trainer(model=train_model, criterion=build_criterion(config).to(device), optimizer=optimizer,
+                      batches=batches, device=device,
+                      lr_at=functools.partial(learning_rate_at, base_lr=base_lr, warmup_init_lr=train_cfg.warmup_init_lr,
+                                              warmup_iters=train_cfg.warmup_iters, lr_steps=lr_steps,
+                                              gamma=train_cfg.gamma),
+                      max_iter=max_iter, amp=train_cfg.amp, scaler=scaler, grad_clip=train_cfg.grad_clip,
+                      max_nonfinite=train_cfg.max_nonfinite, channels_last=train_cfg.channels_last)
+    trainer.state.iteration, trainer.state.best_mask_ap = start_iteration, best_mask_ap
+    return trainer
+
+
+def _make_validation(config: Config, val_set, device, monitor, checkpointer, is_main: bool):
+    if val_set is None:
+        return None
+    postprocessor = build_postprocessor(config)
+    return ValidationHook(
+        interval=config.train.val_interval,
+        evaluate=make_evaluate_fn(postprocessor, make_val_loader(val_set, config), val_set, device,
+                                  config.train.val_max_images),
+        visualize=make_visualize_fn(postprocessor, val_set, device, config.train.val_visualize),
+        monitor=monitor, checkpointer=checkpointer, is_main=is_main)
 
 
 def _initialise_from(model: torch.nn.Module, path: Path) -> None:

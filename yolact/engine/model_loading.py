@@ -63,7 +63,10 @@ def load_model_for_inference(weights: Path, *, config_name: Optional[str], overr
         raise YolactError(f"{weights}: no class layer found; not a YOLACT checkpoint")
     config = with_num_classes(config, num_classes)
     model = build_model(config, pretrained=None)
-    load_model_weights(model, state)
+    try:
+        load_model_weights(model, state)
+    except YolactError as error:
+        raise YolactError(f"{weights}: does not fit the config's model ({error})") from None
     class_names = list(checkpoint.get("class_names") or fallback_class_names or
                        [f"class_{i}" for i in range(num_classes)])
     if len(class_names) != num_classes:

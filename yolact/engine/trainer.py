@@ -1,7 +1,6 @@
 """The iteration-based training loop: one defensive step, then hooks (save, validate, stop)."""
 import contextlib
 import logging
-import math
 import signal
 import time
 from dataclasses import dataclass, field
