@@ -32,6 +32,11 @@ class Checkpointer:
         self.weights_dir = Path(run_dir) / "weights" if run_dir is not None else None
         self.config, self.class_names, self.category_ids = config, class_names, category_ids
         self.save_interval, self.enabled = save_interval, enabled
+        if enabled and self.weights_dir is not None and self.weights_dir.is_dir():
+            for stale in self.weights_dir.glob(".*.tmp*"):  # left by a process killed mid-write
+                stale.unlink()
+            for stale in self.weights_dir.glob(".*.link*"):
+                stale.unlink()
 
     def payload(self, trainer, metrics: Optional[Dict[str, float]] = None) -> Dict:
         state = trainer.state
