@@ -202,3 +202,26 @@ def test_missing_onnx_package_exits_2_with_install_hint(tiny, monkeypatch, capsy
     assert export(tiny, tiny["root"] / "y.onnx") == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         'error: ONNX export needs the onnx package: pip install -e ".[export]"']
+
+
+def test_unreadable_check_picture_exits_2_before_exporting(tiny, capsys):
+    picture, output = tiny["root"] / "not_a_picture.png", tiny["root"] / "z.onnx"
+    picture.write_bytes(b"not a png")
+    assert export(tiny, output, "--check", str(picture)) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == f"error: {picture}: cannot read the picture for --check"
+    assert not output.exists()
+
+
+def test_both_exporters_failing_exits_2_and_leaves_no_file(tiny, monkeypatch, capsys):
+    def failing_export(*args, dynamo=True, **kwargs):
+        Path(args[2]).write_bytes(b"half written")
+        raise RuntimeError(f"broken {'dynamo' if dynamo else 'torchscript'}\nsecond line")
+
+    monkeypatch.setattr(torch.onnx, "export", failing_export)
+    output = tiny["root"] / "failed.onnx"
+    assert export(tiny, output) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    reasons = "dynamo: broken dynamo; torchscript: broken torchscript"
+    assert error == f"error: {output}: ONNX export failed ({reasons})"
+    assert not output.exists()

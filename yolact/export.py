@@ -44,7 +44,10 @@ INPUT_NAME = "images"
 RAW_OUTPUT_NAMES = ("cls_logits", "box_deltas", "mask_coeffs", "prototypes", "anchors")
 POSTPROCESSED_OUTPUT_NAMES = ("class_probs", "boxes", "mask_coeffs", "prototypes")
 # ONNX Runtime vs PyTorch, elementwise: |onnx - torch| <= DEFAULT_ATOL + DEFAULT_RTOL * |torch|.
-DEFAULT_ATOL, DEFAULT_RTOL = 1e-3, 1e-4
+# Float32 rounding alone moves yolact_base's (ResNet-101, 550) logits by ~3e-3: PyTorch float32
+# is that far from a float64 run, ONNX Runtime no farther. An export error (a wrong resize,
+# channel order or layout) is off by 0.1 or more, far above these.
+DEFAULT_ATOL, DEFAULT_RTOL = 1e-2, 1e-3
 # Example batch of the export: torch.export specialises a dimension of size 1, so 2 keeps N free.
 _EXAMPLE_BATCH = 2
 _INSTALL_HINT = 'pip install -e ".[export]"'
@@ -92,6 +95,7 @@ class ExportGraph(nn.Module):
 
 @dataclass
 class ExportResult:
+    """What :func:`export_onnx` wrote, read back from the file."""
     path: Path
     exporter: str                    # "dynamo" (torch.export based) or "torchscript" (the fallback)
     opset: int                       # the default-domain opset of the written graph
@@ -116,16 +120,12 @@ def _export_dynamo(graph: ExportGraph, images: torch.Tensor, path: Path, opset: 
     previous_level = dedup_logger.level
     dedup_logger.setLevel(logging.ERROR)
     try:
-        _export_dynamo_quietly(graph, images, path, opset)
+        torch.onnx.export(graph, (images,), str(path), dynamo=True, input_names=[INPUT_NAME],
+                          output_names=list(graph.output_names), opset_version=opset,
+                          dynamic_shapes={INPUT_NAME: {0: torch.export.Dim("batch")}},
+                          external_data=False, verbose=False)
     finally:
         dedup_logger.setLevel(previous_level)
-
-
-def _export_dynamo_quietly(graph: ExportGraph, images: torch.Tensor, path: Path, opset: Optional[int]) -> None:
-    torch.onnx.export(graph, (images,), str(path), dynamo=True, input_names=[INPUT_NAME],
-                      output_names=list(graph.output_names), opset_version=opset,
-                      dynamic_shapes={INPUT_NAME: {0: torch.export.Dim("batch")}},
-                      external_data=False, verbose=False)
 
 
 def _export_torchscript(graph: ExportGraph, images: torch.Tensor, path: Path, opset: Optional[int]) -> None:
@@ -192,6 +192,7 @@ def export_onnx(graph: ExportGraph, output_path: Path, *, opset: Optional[int] =
         if opset is not None and result.opset != opset:
             logger.warning(f"asked for opset {opset}, the {exporter} exporter wrote opset {result.opset}")
         return result
+    output_path.unlink(missing_ok=True)  # no half-written file left behind
     raise YolactError(f"{output_path}: ONNX export failed ({'; '.join(failures)})")
 
 
