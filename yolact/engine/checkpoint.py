@@ -5,7 +5,6 @@ A training checkpoint is a dict of plain containers and tensors only, so that
 ``format``, ``model``, ``optimizer``, ``scaler``, ``iteration``, ``rng``, ``config``,
 ``class_names``, ``category_ids`` and ``metrics``.
 """
-import os
 import pickle
 import random
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 
 from yolact.errors import YolactError
+from yolact.utils.atomic import atomic_write
 
 __all__ = ["CHECKPOINT_FORMAT", "save_atomic", "load_checkpoint", "capture_rng_state", "restore_rng_state"]
 
@@ -22,25 +22,9 @@ CHECKPOINT_FORMAT = "yolact-checkpoint-v1"
 
 
 def save_atomic(payload: Dict[str, Any], path: Path) -> Path:
-    """Write ``payload`` to ``path`` so that ``path`` is either the old file or the new one.
-
-    The data goes to a temporary file in the same folder, is flushed and fsync'ed, and only
-    then renamed over ``path`` (``os.replace`` is atomic on POSIX and Windows). A crash or a
-    full disk at any moment leaves the previous checkpoint untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp_path, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-    return path
+    """``torch.save`` through :func:`~yolact.utils.atomic.atomic_write`: ``path`` is either the
+    old file or the new one, whatever happens during the write."""
+    return atomic_write(path, lambda handle: torch.save(payload, handle))
 
 
 def load_checkpoint(path) -> Dict[str, Any]:

@@ -10,7 +10,6 @@ import copy
 import io
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -19,6 +18,8 @@ import torch
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+
+from yolact.utils.atomic import atomic_write
 
 __all__ = [
     "STAT_NAMES",
@@ -103,17 +104,7 @@ def detections_to_coco_results(detections: Dict[str, Any], *, image_id: int,
 
 def write_json_atomic(path: Path, content: Any) -> Path:
     """``json.dump`` to a temporary file beside ``path``, then ``os.replace`` (no torn files)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w") as handle:
-            json.dump(content, handle)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return atomic_write(path, lambda handle: json.dump(content, handle), binary=False)
 
 
 def write_results_json(path: Path, results: List[Dict[str, Any]]) -> Path:

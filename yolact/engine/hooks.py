@@ -24,7 +24,7 @@ class Checkpointer:
     """Builds and writes training checkpoints to ``run_dir/weights/``.
 
     ``last.pth`` is rewritten atomically at every save; every ``save_interval`` a copy
-    ``iter_XXXXXXX.pth`` is kept; ``best.pth`` holds the best validation mask AP.
+    ``iter_<iteration>.pth`` is kept; ``best.pth`` holds the best validation mask AP.
     """
 
     def __init__(self, run_dir: Path, *, config: Config, class_names: List[str], category_ids: List[int],
