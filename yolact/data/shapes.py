@@ -185,7 +185,7 @@ def _check_options(*, num_train, num_val, image_size, min_objects, max_objects, 
                           f"(got {min_size}, {max_size}, image size {image_size})")
 
 
-def make_shapes_dataset(root="data/shapes", *, num_train: int = 400, num_val: int = 60, image_size: int = 160,
+def make_shapes_dataset(root="data/shapes", *, num_train: int = 2000, num_val: int = 60, image_size: int = 160,
                         seed: int = 0, min_objects: int = 1, max_objects: int = 4, min_size: float = 24,
                         max_size: float = 80, force: bool = False) -> ShapesPaths:
     """Write the shapes dataset under ``root`` (see the module docstring) and return its paths.
@@ -228,7 +228,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser = argparse.ArgumentParser(prog="python -m yolact.data.shapes",
                                          description=__doc__.split("\n")[0])
         parser.add_argument("--root", default="data/shapes", help="output folder (default: data/shapes)")
-        parser.add_argument("--num-train", type=int, default=400, help="training images (default: 400)")
+        parser.add_argument("--num-train", type=int, default=2000, help="training images (default: 2000)")
         parser.add_argument("--num-val", type=int, default=60, help="validation images (default: 60)")
         parser.add_argument("--image-size", type=int, default=160, help="image side in pixels (default: 160)")
         parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
