@@ -26,6 +26,7 @@ BACKBONES = {"r101": ("bottleneck", [3, 4, 23, 3]), "r50": ("bottleneck", [3, 4,
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["nms", "loss", "train", "infer", "data"])
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (e.g. data paths)")
     parser.add_argument("--device", default="auto", help='"auto", "cpu" or "cuda"')
     parser.add_argument("--backbone", choices=sorted(BACKBONES), default="r50", help="train/infer/loss model")
     parser.add_argument("--size", type=int, default=550, help="input size")
@@ -50,7 +51,7 @@ def config_for(args, num_classes=None):
     overrides = [f"model.backbone.block={block}", f"model.backbone.layers={layers}", "model.backbone.pretrained=null",
                  f"model.input_size={args.size}", f"model.anchor_scales={scales}", f"model.fpn_channels={args.width}",
                  f"model.proto_channels={args.width}", f"model.head_channels={args.width}",
-                 "data.num_workers=0"]
+                 "data.num_workers=0", *args.overrides]
     return with_num_classes(load_config(args.config, overrides), num_classes or args.classes)
 
 

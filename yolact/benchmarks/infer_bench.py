@@ -10,10 +10,7 @@ __all__ = ["bench_infer"]
 def _sharpen_class_layer(model: torch.nn.Module, generator: torch.Generator) -> None:
     """A random-init head scores every class near 1/81 and detects nothing; give it confident
     random class weights so that NMS and mask assembly see a realistic number of candidates."""
-    layer = model.head.conf_layer if hasattr(model, "head") and hasattr(model.head, "conf_layer") else None
-    if layer is None:
-        convs = [m for name, m in model.named_modules() if "conf" in name and isinstance(m, torch.nn.Conv2d)]
-        layer = convs[0]
+    layer = model.head.cls_layer
     with torch.no_grad():
         layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) * 0.05)
 

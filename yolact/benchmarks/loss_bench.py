@@ -2,7 +2,7 @@
 import torch
 
 from yolact.build import build_criterion, build_model
-from yolact.utils.synthetic import synthetic_outputs, synthetic_targets
+from yolact.utils.synthetic import outputs_from_leaves, synthetic_outputs, synthetic_targets
 from yolact.utils.timing import time_median_ms
 
 __all__ = ["bench_loss"]
@@ -21,27 +21,27 @@ def bench_loss(args, device, config_for):
     criterion = build_criterion(config).to(device)
     targets = [{k: (v.to(device) if torch.is_tensor(v) else v) for k, v in t.items()}
                for t in synthetic_targets(batch, args.objects, args.size, args.classes, generator)]
-    outputs, leaves = synthetic_outputs(batch, anchors.shape[0], args.classes, proto_size, probe["prototypes"].shape[3],
-                                        semseg_size, generator, anchors)
-    outputs = {k: v.to(device) for k, v in outputs.items()}
+    _, leaves = synthetic_outputs(batch, anchors.shape[0], args.classes, proto_size, probe["prototypes"].shape[3],
+                                  semseg_size, generator, anchors)
+    leaves = [leaf.detach().to(device).requires_grad_(True) for leaf in leaves]
+
+    def fresh_outputs():
+        return outputs_from_leaves(leaves, anchors)
 
     def forward_backward(term=None):
-        losses = criterion(outputs, targets)
-        total = losses[term] if term else sum(losses.values())
-        total.backward(retain_graph=False)
+        losses = criterion(fresh_outputs(), targets)
+        (losses[term] if term else sum(losses.values())).backward()
 
     rows = []
     for term in [None, "loss_cls", "loss_box", "loss_mask", "loss_semseg"]:
-        outputs, leaves = synthetic_outputs(batch, anchors.shape[0], args.classes, proto_size,
-                                            probe["prototypes"].shape[3], semseg_size,
-                                            torch.Generator().manual_seed(0), anchors)
-        outputs = {k: v.to(device) for k, v in outputs.items()}
         ms = time_median_ms(lambda: forward_backward(term), repeats=args.repeats, warmup=args.warmup, device=device)
         rows.append({"measure": f"forward+backward of {term or 'all terms (total)'}", "batch": batch,
                      "anchors": anchors.shape[0], "median_ms": ms})
     with torch.no_grad():
+        outputs = fresh_outputs()
         rows.append({"measure": "forward only (all terms)", "batch": batch, "anchors": anchors.shape[0],
                      "median_ms": time_median_ms(lambda: criterion(outputs, targets), repeats=args.repeats,
                                                  warmup=args.warmup, device=device)})
-    notes = [f"{args.objects} objects per image; a term's row still computes the whole forward, only its backward differs"]
+    notes = [f"{args.objects} objects per image; a term's row still computes the whole forward, only its backward "
+             "differs; each run includes the tanh/relu that make coefficients and prototypes"]
     return rows, ["measure", "batch", "anchors", "median_ms"], notes

@@ -3,7 +3,7 @@ from typing import Dict, List, Tuple
 
 import torch
 
-__all__ = ["synthetic_targets", "synthetic_outputs"]
+__all__ = ["synthetic_targets", "synthetic_outputs", "outputs_from_leaves"]
 
 
 def synthetic_targets(batch_size: int, objects_per_image: int, input_size: int, num_classes: int,
@@ -33,6 +33,10 @@ def synthetic_outputs(batch_size: int, num_anchors: int, num_classes: int, proto
     leaves = [leaf(batch_size, num_anchors, num_classes + 1), leaf(batch_size, num_anchors, 4, scale=0.5),
               leaf(batch_size, num_anchors, num_prototypes), leaf(batch_size, proto_size, proto_size, num_prototypes),
               leaf(batch_size, num_classes, semseg_size, semseg_size)]
-    outputs = {"cls_logits": leaves[0], "box_deltas": leaves[1], "mask_coeffs": torch.tanh(leaves[2]),
-               "prototypes": torch.relu(leaves[3]), "semseg_logits": leaves[4], "anchors": anchors}
-    return outputs, leaves
+    return outputs_from_leaves(leaves, anchors), leaves
+
+
+def outputs_from_leaves(leaves: List[torch.Tensor], anchors: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """The output dict of :func:`synthetic_outputs`' leaves (tanh coefficients, ReLU prototypes)."""
+    return {"cls_logits": leaves[0], "box_deltas": leaves[1], "mask_coeffs": torch.tanh(leaves[2]),
+            "prototypes": torch.relu(leaves[3]), "semseg_logits": leaves[4], "anchors": anchors}

@@ -1,0 +1,49 @@
+"""scripts/benchmark.py: every sub-command runs on tiny sizes and writes its table and json."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.engine.tiny_run import make_tiny_shapes
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("benchmark_script", REPO / "scripts" / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def data_overrides(tmp_path_factory):
+    root = make_tiny_shapes(tmp_path_factory.mktemp("bench") / "shapes")
+    return [f"data.train_images={root / 'train'}", f"data.train_annotations={root / 'annotations' / 'instances_train.json'}",
+            f"data.val_images={root / 'val'}", f"data.val_annotations={root / 'annotations' / 'instances_val.json'}"]
+
+
+@pytest.mark.parametrize("command, columns, rows", [
+    ("nms", ["method", "median_ms", "speedup_vs_batched_nms"], 3),
+    ("loss", ["measure", "median_ms"], 6),
+    ("train", ["data", "amp", "channels_last", "step_ms", "speedup_vs_fp32"], 5),
+    ("infer", ["batch", "network_ms", "nms_ms", "masks_ms", "images_per_s"], 2),
+    ("data", ["workers", "images_per_s"], 4),
+])
+def test_each_subcommand_prints_a_table_and_writes_json(command, columns, rows, data_overrides, tmp_path, capsys):
+    out = tmp_path / f"{command}.json"
+    args = [command, *data_overrides, "--backbone", "tiny", "--size", "64", "--width", "16", "--classes", "3",
+            "--repeats", "2", "--warmup", "1", "--threads", "1", "--json", str(out)]
+    if command in ("loss", "train", "data"):
+        args += ["--batch", "2"]
+    assert load_script().main(args) == 0
+    printed = capsys.readouterr().out
+    header = printed.splitlines()[1]
+    assert all(column in header for column in columns)
+    result = json.loads(out.read_text())
+    assert result["command"] == command and len(result["rows"]) == rows
+    for row in result["rows"]:
+        assert all(column in row for column in columns)
+        assert all(value > 0 for key, value in row.items() if key.endswith("_ms"))
