@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--objects", type=int, default=5, help="objects per image (loss, train)")
     parser.add_argument("--repeats", type=int, default=10, help="timed runs per measurement")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs before measuring")
+    parser.add_argument("--amp", default="auto", help='train: comma list of "off,bf16,fp16" (auto: fp16 on CUDA only)')
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--config", default="shapes", help="dataset config for the data / train-with-data runs")
     parser.add_argument("--json", help="write the results here (default: runs/benchmark/<command>.json)")

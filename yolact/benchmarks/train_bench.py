@@ -11,11 +11,10 @@ from yolact.utils.timing import time_median_ms
 __all__ = ["bench_train"]
 
 
-def _amp_modes(device: torch.device):
-    modes = ["off", "bf16"]
-    if device.type == "cuda":
-        modes.append("fp16")
-    return modes
+def _amp_modes(device: torch.device, requested: str):
+    if requested != "auto":
+        return requested.split(",")
+    return ["off", "bf16", "fp16"] if device.type == "cuda" else ["off", "bf16"]
 
 
 def _trainer(config, device, batches, amp, channels_last, batch):
@@ -27,7 +26,9 @@ def _trainer(config, device, batches, amp, channels_last, batch):
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=5e-4)
     scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
     trainer = Trainer(model=model, criterion=build_criterion(config).to(device), optimizer=optimizer,
-                      batches=batches, device=device, lr_at=lambda it: 1e-4, max_iter=10 ** 9, amp=amp,
+                      # lr 0: the same arithmetic as a real step, but the random-init weights cannot
+                      # diverge into non-finite losses (whose skipped steps would look faster)
+                      batches=batches, device=device, lr_at=lambda it: 0.0, max_iter=10 ** 9, amp=amp,
                       scaler=scaler, channels_last=channels_last)
     trainer.model.train()
     return trainer
@@ -40,7 +41,7 @@ def bench_train(args, device, config_for):
     images = torch.randn(batch, 3, args.size, args.size, generator=generator)
     targets = synthetic_targets(batch, args.objects, args.size, args.classes, generator)
     rows, baseline = [], None
-    for amp in _amp_modes(device):
+    for amp in _amp_modes(device, args.amp):
         for channels_last in (False, True):
             trainer = _trainer(config, device, itertools.repeat((images, targets)), amp, channels_last, batch)
             ms = time_median_ms(trainer.run_step, repeats=args.repeats, warmup=args.warmup, device=device)
