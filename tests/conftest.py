@@ -1,4 +1,5 @@
 """Shared test fixtures: the reference outputs in ../shared/fixtures/reference."""
+import logging
 import os
 from pathlib import Path
 
@@ -29,3 +30,17 @@ def reference_dump(reference_dir):
 def reference_state(reference_dir):
     """The reference's yolact_tiny state_dict (138 tensors, reference key names)."""
     return torch.load(reference_dir / "yolact_tiny_state.pth", weights_only=True)
+
+
+@pytest.fixture
+def yolact_log(caplog):
+    """caplog that sees the "yolact" logger even when an entry point turned its propagation off;
+    the logger's handlers and level are restored afterwards."""
+    logger = logging.getLogger("yolact")
+    saved_handlers, saved_level = list(logger.handlers), logger.level
+    logger.addHandler(caplog.handler)
+    caplog.handler.setLevel(logging.DEBUG)
+    logger.setLevel(logging.INFO)
+    yield caplog
+    logger.handlers[:] = saved_handlers
+    logger.setLevel(saved_level)

@@ -91,15 +91,6 @@ def static_shapes(path):
             for output in graph.output}
 
 
-@pytest.fixture
-def yolact_log(caplog):
-    """Messages of the ``yolact`` logger (the console handler does not propagate)."""
-    logger = logging.getLogger("yolact")
-    logger.addHandler(caplog.handler)
-    caplog.set_level(logging.INFO, logger="yolact")
-    yield caplog
-    logger.removeHandler(caplog.handler)
-
 
 def dynamo_unavailable(monkeypatch):
     real_export = torch.onnx.export

@@ -2,7 +2,6 @@
 import contextlib
 import io
 import json
-import logging
 import math
 from collections import deque
 
@@ -68,15 +67,6 @@ def tiny_dataset(tmp_path):
     dataset = CocoInstanceDataset(image_dir, json_path, transform=EvalTransform(input_size=INPUT_SIZE))
     return dataset, json_path
 
-
-@pytest.fixture
-def yolact_log(caplog):
-    """caplog that also works once an entry point has set the "yolact" logger not to propagate."""
-    logger = logging.getLogger("yolact")
-    logger.addHandler(caplog.handler)
-    caplog.set_level(logging.INFO, logger="yolact")
-    yield caplog
-    logger.removeHandler(caplog.handler)
 
 
 def loader_of(dataset, batch_size):

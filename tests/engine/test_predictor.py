@@ -2,7 +2,6 @@
 import contextlib
 import io
 import json
-import logging
 
 import cv2
 import numpy as np
@@ -65,15 +64,6 @@ def options(model):
 def picture(height, width, seed):
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
-
-@pytest.fixture
-def yolact_log(caplog):
-    """caplog that also works once an entry point has set the "yolact" logger not to propagate."""
-    logger = logging.getLogger("yolact")
-    logger.addHandler(caplog.handler)
-    caplog.set_level(logging.INFO, logger="yolact")
-    yield caplog
-    logger.removeHandler(caplog.handler)
 
 
 def test_predict_image_uses_the_eval_transform_and_restores_the_mode():
