@@ -33,7 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", help="folder for results (default: the checkpoint's run folder)")
     parser.add_argument("--device", default="auto", help='"auto", "cpu", "cuda" or "cuda:N"')
     parser.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off", help="autocast the network")
-    parser.add_argument("--channels-last", action="store_true", help="channels_last memory format")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="channels_last memory format (already the default on CPU unless --no-optimize)")
+    parser.add_argument("--no-optimize", action="store_true",
+                        help="run the model as trained: no BatchNorm folding, stacked head convs, channels_last "
+                             "or Winograd convs (same results up to float rounding, slower)")
     return parser
 
 

@@ -29,7 +29,7 @@ def data_overrides(tmp_path_factory):
     ("nms", ["method", "median_ms", "speedup_vs_batched_nms"], 3),
     ("loss", ["measure", "median_ms"], 6),
     ("train", ["data", "amp", "channels_last", "step_ms", "speedup_vs_fp32"], 5),
-    ("infer", ["batch", "network_ms", "nms_ms", "masks_ms", "images_per_s"], 2),
+    ("infer", ["batch", "model", "network_ms", "nms_ms", "masks_ms", "images_per_s", "speedup"], 4),
     ("data", ["workers", "images_per_s"], 4),
 ])
 def test_each_subcommand_prints_a_table_and_writes_json(command, columns, rows, data_overrides, tmp_path, capsys):

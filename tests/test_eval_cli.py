@@ -90,6 +90,20 @@ def test_benchmark_prints_fps_and_split(trained, capsys):
         assert name in out
 
 
+def test_optimized_model_gives_the_results_of_the_model_as_trained(trained, tmp_path, yolact_log):
+    runs = {}
+    for name, flags in (("optimized", []), ("as_trained", ["--no-optimize"])):
+        assert eval_cli.main(["--weights", str(trained["weights"]), "--output", str(tmp_path / name),
+                              "--device", "cpu", "--max-images", "4", *flags]) == 0
+        runs[name] = json.loads((tmp_path / name / "results.json").read_text())
+    assert "BatchNorms folded" in yolact_log.text
+    assert len(runs["optimized"]) == len(runs["as_trained"]) > 0
+    for ours, plain in zip(runs["optimized"], runs["as_trained"]):
+        assert (ours["image_id"], ours["category_id"]) == (plain["image_id"], plain["category_id"])
+        assert abs(ours["score"] - plain["score"]) < 1e-4
+        assert np.allclose(ours["bbox"], plain["bbox"], atol=1e-2)
+
+
 def test_each_nms_choice_runs(trained, tmp_path, capsys):
     for nms in ("fast", "cross_class", "standard"):
         assert eval_cli.main(["--weights", str(trained["weights"]), "--nms", nms, "--output", str(tmp_path / nms),

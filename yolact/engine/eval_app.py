@@ -9,6 +9,7 @@ from yolact.build import build_dataset, build_postprocessor
 from yolact.engine.launch import select_device
 from yolact.engine.model_loading import load_model_for_inference
 from yolact.errors import YolactError
+from yolact.modeling.inference_optimization import optimize_for_inference
 
 __all__ = ["run_eval_app", "split_in_out"]
 
@@ -38,8 +39,11 @@ def run_eval_app(args) -> int:
     device = select_device(args.device)
     weights = Path(args.weights)
     loaded = load_model_for_inference(weights, config_name=args.config, overrides=args.overrides, device=device)
-    if args.channels_last:
-        loaded.model.to(memory_format=torch.channels_last)
+    if args.no_optimize:
+        if args.channels_last:
+            loaded.model.to(memory_format=torch.channels_last)
+    else:
+        optimize_for_inference(loaded.model, device=device, channels_last=True if args.channels_last else None)
     postprocessor = build_postprocessor(loaded.config, nms=args.nms)
     out_dir = _output_dir(args, weights)
     if args.image or args.images or args.video is not None:
@@ -119,6 +123,6 @@ def _run_benchmark(args, loaded, postprocessor, dataset, device) -> int:
     timing = benchmark_inference(loaded.model, postprocessor, batches(), device=device, amp=args.amp,
                                  channels_last=args.channels_last)
     print(f"benchmark on {device} ({args.amp} autocast, channels_last={args.channels_last}, "
-          f"NMS={postprocessor.nms_method}):")
+          f"optimized={not args.no_optimize}, NMS={postprocessor.nms_method}):")
     print(timing.table())
     return 0

@@ -43,6 +43,27 @@ class PredictionHead(nn.Module):
         self.num_classes = num_classes
         self.num_prototypes = num_prototypes
         self.num_anchors = num_anchors
+        self.fused_predictor = None  # set by fuse_predictors() for inference
+
+    def fuse_predictors(self) -> None:
+        """Inference only: compute the three sibling convs as one conv with their weights stacked
+        (box, class, coefficient channels in that order), so the input is read and transformed
+        once. Outputs are unchanged up to rounding; the three layers stay for the state_dict."""
+        layers = (self.box_layer, self.cls_layer, self.coeff_layer)
+        fused = nn.Conv2d(layers[0].in_channels, sum(layer.out_channels for layer in layers), kernel_size=3,
+                          padding=1).to(device=layers[0].weight.device, dtype=layers[0].weight.dtype)
+        with torch.no_grad():
+            fused.weight.copy_(torch.cat([layer.weight for layer in layers]))
+            fused.bias.copy_(torch.cat([layer.bias for layer in layers]))
+        fused.requires_grad_(False)
+        self.fused_predictor = fused
+
+    def _predict(self, hidden: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """hidden [N, C_h, H, W] -> box [N, A*4, H, W], class [N, A*(C+1), H, W], coeff [N, A*k, H, W]."""
+        if self.fused_predictor is None:
+            return self.box_layer(hidden), self.cls_layer(hidden), self.coeff_layer(hidden)
+        sizes = [layer.out_channels for layer in (self.box_layer, self.cls_layer, self.coeff_layer)]
+        return tuple(self.fused_predictor(hidden).split(sizes, dim=1))
 
     def forward(self, features: List[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Pyramid levels [P3..P7], each [N, C_in, H_l, W_l] -> (box_deltas, cls_logits, mask_coeffs).
@@ -55,8 +76,9 @@ class PredictionHead(nn.Module):
         box_deltas, cls_logits, mask_coeffs = [], [], []
         for feature in features:
             hidden = F.relu(self.upfeature(feature))
-            box_deltas.append(flatten_dense_predictions(self.box_layer(hidden), 4))
-            cls_logits.append(flatten_dense_predictions(self.cls_layer(hidden), self.num_classes + 1))
-            mask_coeffs.append(flatten_dense_predictions(self.coeff_layer(hidden), self.num_prototypes))
+            box, cls, coeff = self._predict(hidden)
+            box_deltas.append(flatten_dense_predictions(box, 4))
+            cls_logits.append(flatten_dense_predictions(cls, self.num_classes + 1))
+            mask_coeffs.append(flatten_dense_predictions(coeff, self.num_prototypes))
         mask_coeffs = torch.tanh(torch.cat(mask_coeffs, dim=1))
         return torch.cat(box_deltas, dim=1), torch.cat(cls_logits, dim=1), mask_coeffs

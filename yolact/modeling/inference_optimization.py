@@ -1,0 +1,111 @@
+"""Make a trained model faster for inference without changing what it computes (up to rounding).
+
+Four rewrites, each optional:
+- fold every frozen BatchNorm into the convolution before it (the backbone's 53 pairs);
+- compute the head's three sibling convs (box, class, coefficients) as one stacked conv;
+- channels_last memory format, which oneDNN runs faster on CPU (1x1 convolutions above all);
+- Winograd 3x3 convolutions on CPU (``WinogradConv2d``) for the large maps.
+
+Measured on a 2-core AVX2 CPU at ResNet-50, 550, batch 1, the network takes about 0.62 s
+instead of 0.86 s (``python scripts/benchmark.py infer``). The result is for inference only:
+BatchNorm statistics are baked into the weights and the state_dict no longer matches a
+checkpoint's.
+"""
+import logging
+from typing import Dict, Optional
+
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from yolact.modeling.head import PredictionHead
+from yolact.modeling.winograd_conv import WinogradConv2d, is_winograd_candidate, winograd_available
+
+__all__ = ["fold_batchnorm", "use_winograd_convs", "optimize_for_inference"]
+
+logger = logging.getLogger("yolact")
+
+
+def _fold_pairs_in(parent: nn.Module) -> int:
+    """Fold (Conv2d, BatchNorm2d) pairs that are direct children of ``parent``: consecutive
+    entries of a Sequential, or the ``convN``/``bnN`` attributes of torchvision's ResNet blocks
+    and stem. The BatchNorm becomes an Identity."""
+    children = dict(parent.named_children())
+    pairs = []
+    if isinstance(parent, nn.Sequential):
+        names = list(children)
+        pairs = [(a, b) for a, b in zip(names, names[1:])]
+    else:
+        pairs = [(name, "bn" + name[len("conv"):]) for name in children if name.startswith("conv")]
+    folded = 0
+    for conv_name, bn_name in pairs:
+        conv, bn = children.get(conv_name), children.get(bn_name)
+        if type(conv) is nn.Conv2d and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats:
+            setattr(parent, conv_name, fuse_conv_bn_eval(conv, bn))
+            setattr(parent, bn_name, nn.Identity())
+            children[conv_name], children[bn_name] = getattr(parent, conv_name), getattr(parent, bn_name)
+            folded += 1
+    return folded
+
+
+def fold_batchnorm(model: nn.Module) -> int:
+    """Fold each BatchNorm2d into the Conv2d it follows, in place; returns the number folded.
+
+    The model must be in eval mode (BatchNorm uses its running statistics). Folding is
+    y = (W*x + b - mean) * gamma / sqrt(var + eps) + beta computed once into W and b.
+    """
+    if model.training:
+        raise ValueError("fold_batchnorm needs a model in eval mode")
+    return sum(_fold_pairs_in(module) for module in list(model.modules()))
+
+
+def use_winograd_convs(model: nn.Module) -> int:
+    """Replace every Winograd-eligible 3x3 Conv2d by a ``WinogradConv2d``, in place.
+
+    Returns the number replaced (0 when this PyTorch build has no NNPACK). The weights of the
+    replaced convolutions are made NCHW-contiguous, the layout NNPACK reads.
+    """
+    if not winograd_available():
+        logger.info("NNPACK is not available in this PyTorch build: 3x3 convolutions stay direct")
+        return 0
+    replaced = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if is_winograd_candidate(child):
+                with torch.no_grad():
+                    child.weight.data = child.weight.data.contiguous()
+                setattr(parent, name, WinogradConv2d(child))
+                replaced += 1
+    return replaced
+
+
+def fuse_head_predictors(model: nn.Module) -> int:
+    """Call ``fuse_predictors()`` on every PredictionHead of ``model``; returns how many."""
+    heads = [module for module in model.modules() if isinstance(module, PredictionHead)]
+    for head in heads:
+        head.fuse_predictors()
+    return len(heads)
+
+
+def optimize_for_inference(model: nn.Module, *, device: torch.device, fold_bn: bool = True,
+                           fuse_head: bool = True, channels_last: Optional[bool] = None,
+                           winograd: Optional[bool] = None) -> Dict[str, int]:
+    """Apply the rewrites in place to a model in eval mode on ``device``.
+
+    ``channels_last`` and ``winograd`` default to on for CPU and off elsewhere (on CUDA, cuDNN
+    picks its own algorithms and the layout matters only with autocast). Returns counts:
+    {"folded_batchnorms", "fused_heads", "winograd_convs", "channels_last"}.
+    """
+    on_cpu = torch.device(device).type == "cpu"
+    channels_last = on_cpu if channels_last is None else channels_last
+    winograd = on_cpu if winograd is None else winograd
+    model.eval()
+    folded = fold_batchnorm(model) if fold_bn else 0
+    fused = fuse_head_predictors(model) if fuse_head else 0
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    replaced = use_winograd_convs(model) if winograd else 0
+    logger.info(f"inference model: {folded} BatchNorms folded, {fused} head(s) fused, {replaced} Winograd "
+                f"3x3 convs, channels_last={channels_last}")
+    return {"folded_batchnorms": folded, "fused_heads": fused, "winograd_convs": replaced,
+            "channels_last": int(channels_last)}
