@@ -38,6 +38,8 @@ def test_each_subcommand_prints_a_table_and_writes_json(command, columns, rows, 
             "--repeats", "2", "--warmup", "1", "--threads", "1", "--json", str(out)]
     if command in ("loss", "train", "data"):
         args += ["--batch", "2"]
+    if command == "train":
+        args += ["--amp", "off,bf16"]
     assert load_script().main(args) == 0
     printed = capsys.readouterr().out
     header = printed.splitlines()[1]

@@ -4,6 +4,7 @@ import itertools
 import torch
 
 from yolact.build import build_criterion, build_dataset, build_model
+from yolact.engine.performance_advice import cpu_has_native
 from yolact.engine.trainer import Trainer
 from yolact.utils.synthetic import synthetic_targets
 from yolact.utils.timing import time_median_ms
@@ -12,9 +13,13 @@ __all__ = ["bench_train"]
 
 
 def _amp_modes(device: torch.device, requested: str):
+    """The requested modes; "auto": fp32, bf16 and fp16 on CUDA, and on CPU fp32 plus the low
+    precisions the CPU runs natively (emulated ones take minutes per step)."""
     if requested != "auto":
         return requested.split(",")
-    return ["off", "bf16", "fp16"] if device.type == "cuda" else ["off", "bf16"]
+    if device.type == "cuda":
+        return ["off", "bf16", "fp16"]
+    return ["off"] + [amp for amp in ("bf16",) if cpu_has_native(amp)]
 
 
 def _trainer(config, device, batches, amp, channels_last, batch):
@@ -51,6 +56,9 @@ def bench_train(args, device, config_for):
     rows.append(_with_data(args, device, config_for, batch, baseline))
     notes = [f"backbone {args.backbone} at {args.size}, {args.objects} objects per image, SGD step included; "
              f"'included' loads {args.config}'s training set with its augmentation ({config.data.num_workers} workers)"]
+    if device.type == "cpu" and args.amp == "auto" and not cpu_has_native("bf16"):
+        notes.append(f"bf16 skipped: no native bf16 on this CPU ({torch.backends.cpu.get_cpu_capability()}); "
+                     f"ask for it with --amp off,bf16")
     return rows, ["data", "amp", "channels_last", "batch", "step_ms", "iter_per_s", "speedup_vs_fp32"], notes
 
 

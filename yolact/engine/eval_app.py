@@ -8,6 +8,7 @@ import torch
 from yolact.build import build_dataset, build_postprocessor
 from yolact.engine.launch import select_device
 from yolact.engine.model_loading import load_model_for_inference
+from yolact.engine.performance_advice import log_performance_advice
 from yolact.errors import YolactError
 from yolact.modeling.inference_optimization import optimize_for_inference
 
@@ -37,6 +38,7 @@ def _output_dir(args, weights: Path) -> Path:
 
 def run_eval_app(args) -> int:
     device = select_device(args.device)
+    log_performance_advice(device, amp=args.amp)
     weights = Path(args.weights)
     loaded = load_model_for_inference(weights, config_name=args.config, overrides=args.overrides, device=device)
     if args.no_optimize:

@@ -15,6 +15,7 @@ from yolact.engine.data_feed import make_train_batches, make_val_loader
 from yolact.engine.hooks import Checkpointer, ValidationHook
 from yolact.engine.lr_schedule import autoscale_schedule, learning_rate_at
 from yolact.engine.monitor import TrainMonitor
+from yolact.engine.performance_advice import log_performance_advice
 from yolact.engine.run_folder import find_resume_checkpoint, new_run_folder
 from yolact.engine.trainer import Trainer
 from yolact.engine.validation import make_evaluate_fn, make_visualize_fn
@@ -151,6 +152,7 @@ def _make_trainer(config: Config, checkpoint, device, dist_info, train_set, batc
     model.to(device)
     if train_cfg.channels_last:
         model.to(memory_format=torch.channels_last)
+    log_performance_advice(device, amp=train_cfg.amp, channels_last_training=train_cfg.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=train_cfg.momentum,
                                 weight_decay=train_cfg.weight_decay)
     scaler = torch.amp.GradScaler(device.type) if train_cfg.amp == "fp16" else None
