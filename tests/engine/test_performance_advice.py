@@ -21,18 +21,18 @@ def test_off_is_always_native_and_the_probe_answers_a_bool():
     assert cpu_has_native("bf16") == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def test_emulated_bf16_and_channels_last_training_warn_on_an_avx2_cpu(cpu_capability, yolact_log):
+def test_emulated_bf16_warns_on_an_avx2_cpu(cpu_capability, yolact_log):
     cpu_capability("AVX2", native=False)
-    log_performance_advice(torch.device("cpu"), amp="bf16", channels_last_training=True)
+    log_performance_advice(torch.device("cpu"), amp="bf16")
+    log_performance_advice(torch.device("cuda"), amp="bf16")
     warnings = list(dict.fromkeys(r.getMessage() for r in yolact_log.records if r.levelname == "WARNING"))
-    assert len(warnings) == 2
-    assert warnings[0].startswith("bf16 autocast on this CPU (AVX2, no native bf16 kernels) is emulated")
-    assert warnings[1].startswith("channels_last training on this CPU (AVX2) is usually slower")
+    assert warnings == ["bf16 autocast on this CPU (AVX2, no native bf16 kernels) is emulated and much slower "
+                        "than fp32; set amp to off here"]
 
 
 def test_nothing_to_say_for_native_settings(cpu_capability, yolact_log):
     cpu_capability("AVX512", native=True)
-    log_performance_advice(torch.device("cpu"), amp="bf16", channels_last_training=True)
+    log_performance_advice(torch.device("cpu"), amp="bf16")
     log_performance_advice(torch.device("cpu"), amp="off")
     assert not [r for r in yolact_log.records if r.levelname == "WARNING"]
 

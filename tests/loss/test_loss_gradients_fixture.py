@@ -1,6 +1,5 @@
 """Model + criterion end to end against the reference: the gradients of the total loss for its 18
 named parameters (frozen BatchNorm), and the loss terms with BatchNorm in training mode."""
-import pytest
 import torch
 
 from tests.loss.test_loss_criterion_fixture import REFERENCE_TERMS, _targets_from_reference

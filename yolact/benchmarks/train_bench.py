@@ -6,6 +6,7 @@ import torch
 from yolact.build import build_criterion, build_dataset, build_model
 from yolact.engine.performance_advice import cpu_has_native
 from yolact.engine.trainer import Trainer
+from yolact.modeling.nchw_backward_conv import to_channels_last_for_training
 from yolact.utils.synthetic import synthetic_targets
 from yolact.utils.timing import time_median_ms
 
@@ -27,7 +28,7 @@ def _trainer(config, device, batches, amp, channels_last, batch):
     model.set_bn_frozen(batch < config.train.freeze_bn_below)
     model.to(device)
     if channels_last:
-        model.to(memory_format=torch.channels_last)
+        to_channels_last_for_training(model, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=5e-4)
     scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
     trainer = Trainer(model=model, criterion=build_criterion(config).to(device), optimizer=optimizer,

@@ -20,6 +20,7 @@ from yolact.engine.run_folder import find_resume_checkpoint, new_run_folder
 from yolact.engine.trainer import Trainer
 from yolact.engine.validation import make_evaluate_fn, make_visualize_fn
 from yolact.errors import YolactError
+from yolact.modeling.nchw_backward_conv import to_channels_last_for_training
 from yolact.utils.distributed import barrier, cleanup_distributed, init_distributed
 
 __all__ = ["launch_training", "select_device", "prepare_data"]
@@ -151,8 +152,8 @@ def _make_trainer(config: Config, checkpoint, device, dist_info, train_set, batc
     model.set_bn_frozen(batch_per_rank < train_cfg.freeze_bn_below)
     model.to(device)
     if train_cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
-    log_performance_advice(device, amp=train_cfg.amp, channels_last_training=train_cfg.channels_last)
+        to_channels_last_for_training(model, device)
+    log_performance_advice(device, amp=train_cfg.amp)
     optimizer = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=train_cfg.momentum,
                                 weight_decay=train_cfg.weight_decay)
     scaler = torch.amp.GradScaler(device.type) if train_cfg.amp == "fp16" else None
