@@ -56,7 +56,8 @@ def bench_train(args, device, config_for):
                          "step_ms": ms, "iter_per_s": 1000.0 / ms, "speedup_vs_fp32": baseline / ms})
     rows.append(_with_data(args, device, config_for, batch, baseline))
     notes = [f"backbone {args.backbone} at {args.size}, {args.objects} objects per image, SGD step included; "
-             f"'included' loads {args.config}'s training set with its augmentation ({config.data.num_workers} workers)"]
+             f"'included' loads {args.config}'s training set with its augmentation ({config.data.num_workers} workers) "
+             f"and has that set's class count (a smaller class layer than {args.classes} classes)"]
     if device.type == "cpu" and args.amp == "auto" and not cpu_has_native("bf16"):
         notes.append(f"bf16 skipped: no native bf16 on this CPU ({torch.backends.cpu.get_cpu_capability()}); "
                      f"ask for it with --amp off,bf16")
