@@ -132,7 +132,7 @@ def test_optimized_tiny_model_gives_the_reference_detections(reference_state, re
     model = make_tiny_yolact()
     assert load_model_weights(model, {**reference_state, **sharp_delta}) == []
     model.eval()
-    counts = optimize_for_inference(model, device=torch.device("cpu"))
+    counts = optimize_for_inference(model, device=torch.device("cpu"), winograd=True)
     assert counts == {"folded_batchnorms": 17, "fused_heads": 1, "winograd_convs": 13, "channels_last": 1}
     with torch.no_grad():
         outputs = model(reference_dump["input"]["images"])
@@ -147,3 +147,17 @@ def test_optimized_tiny_model_gives_the_reference_detections(reference_state, re
         reference_masks = unpack_masks(expected["masks"])
         differing = (ours["masks"].numpy() != reference_masks).reshape(len(reference_masks), -1).mean(axis=1)
         assert differing.max() <= 0.005
+
+
+@needs_nnpack
+@pytest.mark.parametrize("capability, device, expected", [
+    ("AVX2", "cpu", {"winograd_convs": 13, "channels_last": 1}),
+    ("AVX512", "cpu", {"winograd_convs": 0, "channels_last": 1}),
+    ("AVX2", "meta", {"winograd_convs": 0, "channels_last": 0}),
+])
+def test_default_rewrites_per_device_and_cpu(monkeypatch, capability, device, expected):
+    """Winograd by default on AVX2 CPUs only (where it was measured), channels_last on CPUs."""
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    counts = optimize_for_inference(small_model(), device=torch.device(device))
+    assert {key: counts[key] for key in expected} == expected
+    assert counts["folded_batchnorms"] == 17 and counts["fused_heads"] == 1
