@@ -5,7 +5,7 @@ import torch
 
 from yolact.postprocess.fast_nms import cross_class_fast_nms, fast_nms
 from yolact.postprocess.standard_nms import standard_nms
-from yolact.utils.timing import time_median_ms
+from yolact.utils.timing import time_interleaved_median_ms
 
 __all__ = ["bench_nms", "load_candidates"]
 
@@ -44,8 +44,7 @@ def bench_nms(args, device, config_for):
         "torchvision batched_nms": lambda: standard_nms(boxes, scores, coeffs, iou_threshold=0.5, conf_threshold=0.05,
                                                         top_k=200, max_detections=100),
     }
-    times = {name: time_median_ms(fn, repeats=args.repeats, warmup=args.warmup, device=device)
-             for name, fn in methods.items()}
+    times = time_interleaved_median_ms(methods, repeats=args.repeats, warmup=args.warmup, device=device)
     reference = _keys(methods["torchvision batched_nms"]())
     rows = []
     for name, fn in methods.items():

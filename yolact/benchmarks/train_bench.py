@@ -8,7 +8,7 @@ from yolact.engine.performance_advice import cpu_has_native
 from yolact.engine.trainer import Trainer
 from yolact.modeling.nchw_backward_conv import to_channels_last_for_training
 from yolact.utils.synthetic import synthetic_targets
-from yolact.utils.timing import time_median_ms
+from yolact.utils.timing import time_interleaved_median_ms
 
 __all__ = ["bench_train"]
 
@@ -41,40 +41,42 @@ def _trainer(config, device, batches, amp, channels_last, batch):
 
 
 def bench_train(args, device, config_for):
+    """All variants are built first and then timed in turn, step by step, so that their ratios
+    do not depend on when each ran."""
     batch = args.batch or 2
     config = config_for(args)
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(batch, 3, args.size, args.size, generator=generator)
     targets = synthetic_targets(batch, args.objects, args.size, args.classes, generator)
-    rows, baseline = [], None
-    for amp in _amp_modes(device, args.amp):
-        for channels_last in (False, True):
-            trainer = _trainer(config, device, itertools.repeat((images, targets)), amp, channels_last, batch)
-            ms = time_median_ms(trainer.run_step, repeats=args.repeats, warmup=args.warmup, device=device)
-            baseline = baseline or ms
-            rows.append({"data": "excluded", "amp": amp, "channels_last": channels_last, "batch": batch,
-                         "step_ms": ms, "iter_per_s": 1000.0 / ms, "speedup_vs_fp32": baseline / ms})
-    rows.append(_with_data(args, device, config_for, batch, baseline))
+    variants = {("excluded", amp, channels_last):
+                _trainer(config, device, itertools.repeat((images, targets)), amp, channels_last, batch)
+                for amp in _amp_modes(device, args.amp) for channels_last in (False, True)}
+    variants[("included", "off", False)] = _trainer_with_data(args, device, config_for, batch)
+    step_ms = time_interleaved_median_ms({key: trainer.run_step for key, trainer in variants.items()},
+                                         repeats=args.repeats, warmup=args.warmup, device=device)
+    baseline = next(iter(step_ms.values()))
+    rows = [{"data": data, "amp": amp, "channels_last": channels_last, "batch": batch, "step_ms": ms,
+             "iter_per_s": 1000.0 / ms, "speedup_vs_fp32": baseline / ms}
+            for (data, amp, channels_last), ms in step_ms.items()]
     notes = [f"backbone {args.backbone} at {args.size}, {args.objects} objects per image, SGD step included; "
-             f"'included' loads {args.config}'s training set with its augmentation ({config.data.num_workers} workers) "
-             f"and has that set's class count (a smaller class layer than {args.classes} classes)"]
+             f"'included' loads {args.config}'s training set with its augmentation ({config.data.num_workers} workers)",
+             "variants timed in turn, one step each per round"]
     if device.type == "cpu" and args.amp == "auto" and not cpu_has_native("bf16"):
         notes.append(f"bf16 skipped: no native bf16 on this CPU ({torch.backends.cpu.get_cpu_capability()}); "
                      f"ask for it with --amp off,bf16")
     return rows, ["data", "amp", "channels_last", "batch", "step_ms", "iter_per_s", "speedup_vs_fp32"], notes
 
 
-def _with_data(args, device, config_for, batch, baseline):
+def _trainer_with_data(args, device, config_for, batch):
     from yolact.engine.data_feed import make_train_batches
     from yolact.engine.launch import prepare_data
 
     probe = config_for(args)
     prepare_data(probe, is_main=True)
     dataset = build_dataset(probe, "train")
-    config = config_for(args, num_classes=len(dataset.class_names))
+    # the same class layer as the data-excluded rows (the set's labels fit in it), so that only
+    # the data differs
+    config = config_for(args, num_classes=max(args.classes, len(dataset.class_names)))
     batches = make_train_batches(dataset, config, batch_per_rank=batch, start_iteration=0, rank=0, world_size=1,
                                  pin_memory=device.type == "cuda")
-    trainer = _trainer(config, device, batches, "off", False, batch)
-    ms = time_median_ms(trainer.run_step, repeats=args.repeats, warmup=args.warmup, device=device)
-    return {"data": "included", "amp": "off", "channels_last": False, "batch": batch, "step_ms": ms,
-            "iter_per_s": 1000.0 / ms, "speedup_vs_fp32": baseline / ms}
+    return _trainer(config, device, batches, "off", False, batch)
