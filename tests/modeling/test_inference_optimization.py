@@ -8,7 +8,7 @@ from torch import nn
 from tests.modeling.test_model_fixture import make_tiny_yolact
 from tests.postprocess.test_postprocess_reference_detections import unpack_masks
 from yolact.modeling.head import PredictionHead
-from yolact.modeling.inference_optimization import fold_batchnorm, optimize_for_inference
+from yolact.modeling.inference_optimization import fold_batchnorm, optimize_for_inference, use_winograd_convs
 from yolact.modeling.reference_weights import load_model_weights
 from yolact.modeling.winograd_conv import WinogradConv2d, winograd_available
 from yolact.modeling.yolact import make_yolact
@@ -87,7 +87,7 @@ def test_winograd_conv_equals_direct_convolution(batch, channels_last, bias):
     x = torch.randn(batch, 24, 50, 56)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    winograd = WinogradConv2d(conv)
+    winograd = WinogradConv2d(conv, min_in_channels=8)
     with torch.no_grad():
         assert winograd.uses_winograd(x)
         expected = conv(x)
@@ -100,22 +100,24 @@ def test_winograd_conv_equals_direct_convolution(batch, channels_last, bias):
 def test_winograd_conv_falls_back_to_the_direct_path_exactly():
     torch.manual_seed(0)
     conv = nn.Conv2d(8, 64, kernel_size=3, padding=1)
-    winograd = WinogradConv2d(conv)
-    small = torch.randn(1, 8, 20, 20)                    # map under 48x48
-    needs_grad = torch.randn(1, 8, 50, 50, requires_grad=True)
-    as_double = torch.randn(1, 8, 50, 50, dtype=torch.float64)
+    winograd = WinogradConv2d(conv, min_in_channels=8)
+    wide_map = torch.randn(1, 8, 50, 50)
+    small = torch.randn(1, 8, 20, 20)  # map under 48x48
     conv_double = nn.Conv2d(8, 64, kernel_size=3, padding=1).double()
-    narrow = WinogradConv2d(nn.Conv2d(8, 16, kernel_size=3, padding=1))  # under 64 outputs
-    assert not winograd.uses_winograd(small) and not winograd.uses_winograd(needs_grad)
-    assert not WinogradConv2d(conv_double).uses_winograd(as_double)
-    assert not narrow.uses_winograd(torch.randn(1, 8, 50, 50))
+    as_double = wide_map.double()
+    narrow = WinogradConv2d(nn.Conv2d(8, 16, kernel_size=3, padding=1), min_in_channels=8)  # under 64 outputs
     with torch.no_grad():
+        assert winograd.uses_winograd(wide_map)
+        assert not WinogradConv2d(conv).uses_winograd(wide_map)  # under 256 inputs
+        assert not winograd.uses_winograd(small) and not narrow.uses_winograd(wide_map)
+        assert not WinogradConv2d(conv_double, min_in_channels=8).uses_winograd(as_double)
         assert torch.equal(winograd(small), conv(small))
+        assert torch.equal(WinogradConv2d(conv_double, min_in_channels=8)(as_double), conv_double(as_double))
+    needs_grad = wide_map.clone().requires_grad_(True)
+    assert not winograd.uses_winograd(needs_grad)
     out = winograd(needs_grad)
     out.sum().backward()
     assert needs_grad.grad is not None and torch.equal(out, conv(needs_grad))
-    with torch.no_grad():
-        assert torch.equal(WinogradConv2d(conv_double)(as_double), conv_double(as_double))
 
 
 def test_winograd_conv_refuses_strided_convolutions():
@@ -132,10 +134,22 @@ def test_optimized_tiny_model_gives_the_reference_detections(reference_state, re
     model = make_tiny_yolact()
     assert load_model_weights(model, {**reference_state, **sharp_delta}) == []
     model.eval()
-    counts = optimize_for_inference(model, device=torch.device("cpu"), winograd=True)
-    assert counts == {"folded_batchnorms": 17, "fused_heads": 1, "winograd_convs": 13, "channels_last": 1}
+    counts = optimize_for_inference(model, device=torch.device("cpu"), winograd=False)
+    assert counts == {"folded_batchnorms": 17, "fused_heads": 1, "winograd_convs": 0, "channels_last": 1}
+    # the tiny model is 64 channels wide: lower the channel bar so that its wide maps take
+    # Winograd. Replaced: the stage-1 3x3, 3 FPN outputs, 4 protonet convs, the head's upfeature,
+    # fused predictor, class and coefficient convs (its 12-channel box conv is too narrow).
+    assert use_winograd_convs(model, min_in_channels=64) == 12
+    images = reference_dump["input"]["images"]
+    taken = []
+    for module in model.modules():
+        if isinstance(module, WinogradConv2d):
+            module.register_forward_pre_hook(lambda m, args: taken.append(m.uses_winograd(args[0])))
     with torch.no_grad():
-        outputs = model(reference_dump["input"]["images"])
+        outputs = model(images)
+    # at 138x138 the stage-1 3x3 and the last protonet conv, at 69x69 (P3) the FPN output, 3
+    # protonet convs, the upfeature and the fused predictor; P4-P7 are under 48x48
+    assert sum(taken) == 8
     expected_outputs = reference_dump["eval_sharp"]["raw"]
     assert torch.allclose(outputs["cls_logits"].softmax(dim=-1), expected_outputs["conf"], rtol=1e-4, atol=1e-5)
     assert torch.allclose(outputs["prototypes"], expected_outputs["proto"], rtol=1e-4, atol=1e-5)
@@ -151,13 +165,20 @@ def test_optimized_tiny_model_gives_the_reference_detections(reference_state, re
 
 @needs_nnpack
 @pytest.mark.parametrize("capability, device, expected", [
-    ("AVX2", "cpu", {"winograd_convs": 13, "channels_last": 1}),
+    ("AVX2", "cpu", {"winograd_convs": 11, "channels_last": 1}),
     ("AVX512", "cpu", {"winograd_convs": 0, "channels_last": 1}),
     ("AVX2", "meta", {"winograd_convs": 0, "channels_last": 0}),
 ])
 def test_default_rewrites_per_device_and_cpu(monkeypatch, capability, device, expected):
-    """Winograd by default on AVX2 CPUs only (where it was measured), channels_last on CPUs."""
+    """Winograd by default on AVX2 CPUs only (where it was measured), channels_last on CPUs.
+
+    A 256-wide model: Winograd-eligible are the 3 FPN output convs, the 4 protonet 3x3s and the
+    head's upfeature, class, coefficient and fused convs (11); not the 12-channel box conv nor
+    the backbone's narrow or strided 3x3s."""
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
-    counts = optimize_for_inference(small_model(), device=torch.device(device))
+    torch.manual_seed(0)
+    model = make_yolact(num_classes=80, block="bottleneck", layers=(1, 1, 1, 1), fpn_channels=256,
+                        proto_channels=256, head_channels=256, num_prototypes=32).eval()
+    counts = optimize_for_inference(model, device=torch.device(device))
     assert {key: counts[key] for key in expected} == expected
     assert counts["folded_batchnorms"] == 17 and counts["fused_heads"] == 1
