@@ -6,8 +6,8 @@ Four rewrites, each optional:
 - channels_last memory format, which oneDNN runs faster on CPU (1x1 convolutions above all);
 - Winograd 3x3 convolutions on CPU (``WinogradConv2d``) for the wide convolutions on large maps.
 
-Measured on a 2-core AVX2 CPU at ResNet-50, 550, batch 1, the network takes 0.58 s instead of
-0.86 s, and with NMS and masks 0.62 s per image instead of 0.91 s
+Measured on a 2-core AVX2 CPU at ResNet-50, 550, batch 1, the network takes 0.56 s instead of
+0.81 s, and with NMS and masks 0.61 s per image instead of 0.85 s
 (``python scripts/benchmark.py infer``). The result is for inference only:
 BatchNorm statistics are baked into the weights and the state_dict no longer matches a
 checkpoint's.
