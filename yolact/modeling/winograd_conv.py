@@ -1,7 +1,7 @@
 """A 3x3 convolution that runs as Winograd F(6x6, 3x3) (NNPACK) on CPU where that is faster.
 
 oneDNN, PyTorch's CPU convolution library, computes a 3x3 convolution directly on AVX2 CPUs
-(its Winograd kernels need AVX-512). YOLACT spends most of its inference FLOPs in 256-channel
+(it has no Winograd kernels for AVX2). YOLACT spends most of its inference FLOPs in 256-channel
 3x3 convolutions on P3 and on the 138x138 protonet map, where NNPACK's Winograd transform does
 about 2x less arithmetic: measured on a 2-core AVX2 CPU, 256->256 at 69x69 takes 17 ms instead
 of 31 ms and at 138x138 50 ms instead of 145 ms. On small maps (P4-P7) and narrow convolutions
