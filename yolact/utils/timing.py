@@ -1,7 +1,7 @@
 """Median timing of a callable after warm-up, with device synchronisation."""
 import statistics
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Hashable, List, Optional
 
 import torch
 
@@ -24,20 +24,18 @@ def _timed_ms(fn: Callable[[], object], device: Optional[torch.device]) -> float
 def time_median_ms(fn: Callable[[], object], *, repeats: int, warmup: int = 2,
                    device: Optional[torch.device] = None) -> float:
     """Median wall time of ``fn()`` in milliseconds over ``repeats`` runs after ``warmup`` runs."""
-    for _ in range(warmup):
-        fn()
-    return statistics.median([_timed_ms(fn, device) for _ in range(repeats)])
+    return time_interleaved_median_ms({"fn": fn}, repeats=repeats, warmup=warmup, device=device)["fn"]
 
 
-def time_interleaved_median_ms(fns: Dict[str, Callable[[], object]], *, repeats: int, warmup: int = 2,
-                               device: Optional[torch.device] = None) -> Dict[str, float]:
+def time_interleaved_median_ms(fns: Dict[Hashable, Callable[[], object]], *, repeats: int, warmup: int = 2,
+                               device: Optional[torch.device] = None) -> Dict[Hashable, float]:
     """Median wall time in milliseconds of each of ``fns``, run in turn (one call of each per
     round) so that a machine slowing down or speeding up affects all of them alike; the ratios
     between them are then steadier than from back-to-back measurements."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    times: Dict[str, List[float]] = {name: [] for name in fns}
+    times: Dict[Hashable, List[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
             times[name].append(_timed_ms(fn, device))
