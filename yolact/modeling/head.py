@@ -48,7 +48,8 @@ class PredictionHead(nn.Module):
     def fuse_predictors(self) -> None:
         """Inference only: compute the three sibling convs as one conv with their weights stacked
         (box, class, coefficient channels in that order), so the input is read and transformed
-        once. Outputs are unchanged up to rounding; the three layers stay for the state_dict."""
+        once. Outputs are unchanged up to rounding. The three layers stay, and the state_dict gains
+        ``fused_predictor.*``: save checkpoints from an unfused model."""
         layers = (self.box_layer, self.cls_layer, self.coeff_layer)
         fused = nn.Conv2d(layers[0].in_channels, sum(layer.out_channels for layer in layers), kernel_size=3,
                           padding=1).to(device=layers[0].weight.device, dtype=layers[0].weight.dtype)
