@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _main(argv) -> int:
     args = build_parser().parse_args(argv)
     setup_console_logging()
-    from yolact.engine.eval_app import run_eval_app
+    from yolact.engine.evaluation.eval_app import run_eval_app
 
     return run_eval_app(args)
 

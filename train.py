@@ -31,7 +31,7 @@ def _main(argv) -> int:
         print(dump_config(config), end="")
         return 0
     setup_console_logging()
-    from yolact.engine.launch import launch_training
+    from yolact.engine.train.launch import launch_training
 
     return launch_training(config, config_name=args.config, run_name=args.name, resume=args.resume,
                            overrides=args.overrides, final_eval=not args.no_eval)

@@ -10,7 +10,7 @@ dynamic) and returns the raw outputs ``cls_logits, box_deltas, mask_coeffs, prot
 anchors``; with ``--with-postprocess`` it returns ``class_probs`` (softmax, background
 dropped), ``boxes`` (decoded xyxy relative), ``mask_coeffs``, ``prototypes``. NMS and mask
 assembly stay in the host code (Fast NMS's data-dependent shapes are not expressed in ONNX
-here; see yolact/export.py). Needs the export extra: pip install -e ".[export]".
+here; see yolact/export/onnx.py). Needs the export extra: pip install -e ".[export]".
 """
 import argparse
 import sys
@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, not installed
 
 from yolact.entry import run_entry_point, setup_console_logging  # noqa: E402  (after the path fix above)
-from yolact.export import DEFAULT_ATOL, DEFAULT_RTOL  # noqa: E402
+from yolact.export.onnx import DEFAULT_ATOL, DEFAULT_RTOL  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _main(argv) -> int:
     args = build_parser().parse_args(argv)
     setup_console_logging()
-    from yolact.export import export_checkpoint
+    from yolact.export.onnx import export_checkpoint
 
     export_checkpoint(Path(args.weights), Path(args.output), config_name=args.config,
                       overrides=args.overrides, with_postprocess=args.with_postprocess, opset=args.opset,

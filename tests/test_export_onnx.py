@@ -18,7 +18,7 @@ from yolact.build import build_model, with_num_classes  # noqa: E402
 from yolact.config import load_config  # noqa: E402
 from yolact.data.transforms import eval_transform  # noqa: E402
 from yolact.errors import YolactError  # noqa: E402
-from yolact.export import ExportGraph, check_images, verify_onnx  # noqa: E402
+from yolact.export.onnx import ExportGraph, check_images, verify_onnx  # noqa: E402
 from yolact.postprocess import YolactPostProcessor, fast_nms  # noqa: E402
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "export_onnx.py"
@@ -140,7 +140,7 @@ def test_postprocessed_export_gives_probabilities_and_decoded_boxes(tiny, yolact
     assert_close(got["boxes"], decode_boxes(raw["box_deltas"], raw["anchors"]).numpy())
     assert_close(got["mask_coeffs"], raw["mask_coeffs"].numpy())
     assert_close(got["prototypes"], raw["prototypes"].numpy())
-    # The host recipe of yolact/export.py on the ONNX outputs = the post-processor on PyTorch's.
+    # The host recipe of yolact/export/onnx.py on the ONNX outputs = the post-processor on PyTorch's.
     expected = YolactPostProcessor().detect(raw["cls_logits"].softmax(dim=-1), raw["box_deltas"],
                                             raw["mask_coeffs"], raw["anchors"])[0]
     scores = torch.from_numpy(got["class_probs"][0]).T  # (C, A)

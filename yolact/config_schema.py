@@ -172,7 +172,7 @@ class TrainConfig:
     # "auto" (cuda when available), "cpu", "cuda" or "cuda:N"
     device: str = "auto"
     # run the network in channels_last memory format (on CPU the backward of k>1 convs runs in
-    # NCHW, where oneDNN is faster; see yolact/modeling/nchw_backward_conv.py)
+    # NCHW, where oneDNN is faster; see yolact/optimize/nchw_backward_conv.py)
     channels_last: bool = False
     # CPU threads for intra-op parallelism (null: torch's default)
     num_threads: Optional[int] = None

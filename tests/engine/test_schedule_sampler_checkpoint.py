@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from yolact.engine.checkpoint import CHECKPOINT_FORMAT, capture_rng_state, load_checkpoint, restore_rng_state, save_atomic
-from yolact.engine.lr_schedule import autoscale_schedule, learning_rate_at
-from yolact.engine.sampler import ResumableBatchSampler
+from yolact.engine.train.lr_schedule import autoscale_schedule, learning_rate_at
+from yolact.data.sampler import ResumableBatchSampler
 from yolact.errors import YolactError
 
 SCHEDULE = dict(base_lr=1e-3, warmup_init_lr=1e-4, warmup_iters=500, lr_steps=(280000, 600000), gamma=0.1)

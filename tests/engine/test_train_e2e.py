@@ -77,7 +77,7 @@ def test_resume_continues_exactly(shapes_root, tmp_path):
 
 
 def test_nonfinite_losses_skip_then_stop_with_last_good_state(shapes_root, tmp_path, monkeypatch, capsys):
-    import yolact.engine.launch as launch
+    import yolact.engine.train.launch as launch
 
     real_build = launch.build_criterion
 

@@ -3,7 +3,7 @@ import dataclasses
 import time
 
 from yolact.build import build_dataset
-from yolact.engine.data_feed import make_train_batches
+from yolact.engine.train.data_feed import make_train_batches
 
 __all__ = ["bench_data"]
 
@@ -42,7 +42,7 @@ def _augment_row(args) -> dict:
 
 
 def bench_data(args, device, config_for):
-    from yolact.engine.launch import prepare_data
+    from yolact.engine.train.launch import prepare_data
 
     probe = config_for(args)
     prepare_data(probe, is_main=True)

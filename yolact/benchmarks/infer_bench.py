@@ -5,8 +5,8 @@ import copy
 import torch
 
 from yolact.build import build_model, build_postprocessor
-from yolact.engine.inference_benchmark import benchmark_inference
-from yolact.modeling.inference_optimization import optimize_for_inference
+from yolact.engine.evaluation.inference_benchmark import benchmark_inference
+from yolact.optimize.inference_optimization import optimize_for_inference
 
 __all__ = ["bench_infer"]
 

@@ -5,8 +5,8 @@ import torch
 
 from yolact.build import build_criterion, build_dataset, build_model
 from yolact.engine.performance_advice import cpu_has_native
-from yolact.engine.trainer import Trainer
-from yolact.modeling.nchw_backward_conv import to_channels_last_for_training
+from yolact.engine.train.trainer import Trainer
+from yolact.optimize.nchw_backward_conv import to_channels_last_for_training
 from yolact.utils.synthetic import synthetic_targets
 from yolact.utils.timing import time_interleaved_median_ms
 
@@ -68,8 +68,8 @@ def bench_train(args, device, config_for):
 
 
 def _trainer_with_data(args, device, config_for, batch):
-    from yolact.engine.data_feed import make_train_batches
-    from yolact.engine.launch import prepare_data
+    from yolact.engine.train.data_feed import make_train_batches
+    from yolact.engine.train.launch import prepare_data
 
     probe = config_for(args)
     prepare_data(probe, is_main=True)

@@ -8,9 +8,9 @@ from torch import nn
 from tests.modeling.test_model_fixture import make_tiny_yolact
 from tests.postprocess.test_postprocess_reference_detections import unpack_masks
 from yolact.modeling.head import PredictionHead
-from yolact.modeling.inference_optimization import fold_batchnorm, optimize_for_inference, use_winograd_convs
+from yolact.optimize.inference_optimization import fold_batchnorm, optimize_for_inference, use_winograd_convs
 from yolact.modeling.reference_weights import load_model_weights
-from yolact.modeling.winograd_conv import WinogradConv2d, winograd_available
+from yolact.optimize.winograd_conv import WinogradConv2d, winograd_available
 from yolact.modeling.yolact import make_yolact
 from yolact.postprocess import YolactPostProcessor
 

@@ -8,7 +8,7 @@ from torch import nn
 
 import train
 from tests.engine.tiny_run import make_tiny_shapes, tiny_overrides
-from yolact.modeling.nchw_backward_conv import NCHWBackwardConv2d, to_channels_last_for_training
+from yolact.optimize.nchw_backward_conv import NCHWBackwardConv2d, to_channels_last_for_training
 from yolact.modeling.yolact import make_yolact
 
 CL = torch.channels_last

@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 import torch
 from tqdm import tqdm
 
-from yolact.engine.coco_results import (
+from yolact.engine.evaluation.coco_results import (
     STAT_NAMES, detections_to_coco_results, has_ground_truth, per_class_table, run_coco_eval, summary_text,
 )
 from yolact.errors import YolactError

@@ -11,14 +11,14 @@ import pytest
 import torch
 from pycocotools.coco import COCO
 
-from tests.engine.test_coco_results import (
+from tests.engine.evaluation.test_coco_results import (
     CATEGORY_IDS, IMAGES, OBJECTS, gt_detections, independent_stats, tiny_coco_dict,
 )
 from yolact.data.coco import CocoInstanceDataset
 from yolact.data.collate import collate_detections
 from yolact.data.transforms import EvalTransform
-from yolact.engine.coco_results import STAT_NAMES, per_class_ap, write_results_json
-from yolact.engine.evaluator import EvalResult, evaluate, predict_batch
+from yolact.engine.evaluation.coco_results import STAT_NAMES, per_class_ap, write_results_json
+from yolact.engine.evaluation.evaluator import EvalResult, evaluate, predict_batch
 from yolact.errors import YolactError
 
 INPUT_SIZE = 32

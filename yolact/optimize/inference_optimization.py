@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from yolact.modeling.head import PredictionHead
-from yolact.modeling.winograd_conv import (MIN_IN_CHANNELS, MIN_OUT_CHANNELS, WinogradConv2d,
+from yolact.optimize.winograd_conv import (MIN_IN_CHANNELS, MIN_OUT_CHANNELS, WinogradConv2d,
                                            is_winograd_candidate, winograd_available)
 
 __all__ = ["fold_batchnorm", "use_winograd_convs", "optimize_for_inference"]

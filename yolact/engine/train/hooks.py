@@ -8,7 +8,7 @@ import torch
 
 from yolact.config import Config, config_to_dict
 from yolact.engine.checkpoint import CHECKPOINT_FORMAT, capture_rng_state, save_atomic
-from yolact.engine.run_folder import LAST_CHECKPOINT
+from yolact.engine.train.run_folder import LAST_CHECKPOINT
 
 __all__ = ["Checkpointer", "ValidationHook", "unwrap"]
 

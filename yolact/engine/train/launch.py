@@ -11,16 +11,16 @@ import torch
 from yolact.build import build_criterion, build_dataset, build_model, build_postprocessor, with_num_classes
 from yolact.config import Config, apply_overrides, dump_config
 from yolact.engine.checkpoint import load_checkpoint, restore_rng_state
-from yolact.engine.data_feed import make_train_batches, make_val_loader
-from yolact.engine.hooks import Checkpointer, ValidationHook
-from yolact.engine.lr_schedule import autoscale_schedule, learning_rate_at
-from yolact.engine.monitor import TrainMonitor
+from yolact.engine.train.data_feed import make_train_batches, make_val_loader
+from yolact.engine.train.hooks import Checkpointer, ValidationHook
+from yolact.engine.train.lr_schedule import autoscale_schedule, learning_rate_at
+from yolact.engine.train.monitor import TrainMonitor
 from yolact.engine.performance_advice import log_performance_advice
-from yolact.engine.run_folder import find_resume_checkpoint, new_run_folder
-from yolact.engine.trainer import Trainer
-from yolact.engine.validation import make_evaluate_fn, make_visualize_fn
+from yolact.engine.train.run_folder import find_resume_checkpoint, new_run_folder
+from yolact.engine.train.trainer import Trainer
+from yolact.engine.train.validation import make_evaluate_fn, make_visualize_fn
 from yolact.errors import YolactError
-from yolact.modeling.nchw_backward_conv import to_channels_last_for_training
+from yolact.optimize.nchw_backward_conv import to_channels_last_for_training
 from yolact.utils.distributed import barrier, cleanup_distributed, init_distributed
 
 __all__ = ["launch_training", "select_device", "prepare_data"]

@@ -11,7 +11,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from yolact.engine.coco_results import (
+from yolact.engine.evaluation.coco_results import (
     detections_to_coco_results, encode_masks, has_ground_truth, per_class_ap, per_class_table, run_coco_eval,
     summary_text, write_results_json,
 )

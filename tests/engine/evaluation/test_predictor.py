@@ -11,7 +11,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from yolact.data.transforms import eval_transform
-from yolact.engine.predictor import (
+from yolact.engine.evaluation.predictor import (
     predict_image, run_on_folder, run_on_image, run_on_video, write_detections_json,
 )
 from yolact.errors import YolactError

@@ -18,7 +18,7 @@ def make_evaluate_fn(postprocessor, val_loader, val_set, device: torch.device,
 
     The returned function keeps the last COCOeval summary text in ``evaluate.last_summary``.
     """
-    from yolact.engine.evaluator import evaluate as run_evaluation
+    from yolact.engine.evaluation.evaluator import evaluate as run_evaluation
 
     def evaluate(model: torch.nn.Module) -> Dict[str, float]:
         result = run_evaluation(model, postprocessor, val_loader, val_set, device=device, max_images=max_images,
@@ -32,7 +32,7 @@ def make_evaluate_fn(postprocessor, val_loader, val_set, device: torch.device,
 
 def make_visualize_fn(postprocessor, val_set, device: torch.device, count: int) -> Callable:
     """``visualize(model) -> [(3,H,W) uint8 RGB]``: the first ``count`` val images with predictions."""
-    from yolact.engine.predictor import predict_image
+    from yolact.engine.evaluation.predictor import predict_image
     from yolact.utils.visualize import draw_detections, to_chw_rgb
 
     paths: List[Path] = []

@@ -6,11 +6,11 @@ from typing import Optional, Tuple
 import torch
 
 from yolact.build import build_dataset, build_postprocessor
-from yolact.engine.launch import select_device
-from yolact.engine.model_loading import load_model_for_inference
+from yolact.engine.train.launch import select_device
+from yolact.engine.evaluation.model_loading import load_model_for_inference
 from yolact.engine.performance_advice import log_performance_advice
 from yolact.errors import YolactError
-from yolact.modeling.inference_optimization import optimize_for_inference
+from yolact.optimize.inference_optimization import optimize_for_inference
 
 __all__ = ["run_eval_app", "split_in_out"]
 
@@ -58,8 +58,8 @@ def run_eval_app(args) -> int:
 
 def _run_coco_eval(args, loaded, postprocessor, dataset, device, out_dir: Path) -> int:
     from yolact.data.collate import collate_detections
-    from yolact.engine.coco_results import write_results_json
-    from yolact.engine.evaluator import evaluate
+    from yolact.engine.evaluation.coco_results import write_results_json
+    from yolact.engine.evaluation.evaluator import evaluate
 
     if len(dataset.class_names) != len(loaded.class_names):
         raise YolactError(f"{loaded.checkpoint_path}: model has {len(loaded.class_names)} classes, the dataset "
@@ -84,7 +84,7 @@ def _amp_dtype(amp: str):
 
 
 def _run_pictures(args, loaded, postprocessor, device, out_dir: Path) -> int:
-    from yolact.engine import predictor
+    from yolact.engine.evaluation import predictor
 
     options = dict(model=loaded.model, postprocessor=postprocessor, input_size=loaded.config.model.input_size,
                    device=device, class_names=loaded.class_names, score_threshold=args.score_threshold,
@@ -113,7 +113,7 @@ def _run_pictures(args, loaded, postprocessor, device, out_dir: Path) -> int:
 
 
 def _run_benchmark(args, loaded, postprocessor, dataset, device) -> int:
-    from yolact.engine.inference_benchmark import benchmark_inference
+    from yolact.engine.evaluation.inference_benchmark import benchmark_inference
 
     count = min(len(dataset), args.max_images or 100)
 

@@ -19,8 +19,8 @@ import torch
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
-from yolact.engine.coco_results import detections_to_coco_results, to_numpy, write_json_atomic
-from yolact.engine.evaluator import predict_batch
+from yolact.engine.evaluation.coco_results import detections_to_coco_results, to_numpy, write_json_atomic
+from yolact.engine.evaluation.evaluator import predict_batch
 from yolact.errors import YolactError
 from yolact.utils.video import LiveWindow, VideoSink, frame_rate, open_video, read_frames
 from yolact.utils.visualize import draw_detections, select_for_display

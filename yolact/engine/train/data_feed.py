@@ -6,7 +6,7 @@ from torch.utils.data import DataLoader
 from yolact.config import Config
 from yolact.data.collate import collate_detections
 from yolact.data.loader import seed_worker
-from yolact.engine.sampler import ResumableBatchSampler
+from yolact.data.sampler import ResumableBatchSampler
 
 __all__ = ["make_train_batches", "make_val_loader"]
 

@@ -267,7 +267,7 @@ def export_checkpoint(weights: Path, output_path: Path, *, config_name: Optional
     Returns:
         the export result and the max abs differences of :func:`verify_onnx` (None: skipped).
     """
-    from yolact.engine.model_loading import load_model_for_inference
+    from yolact.engine.evaluation.model_loading import load_model_for_inference
 
     require_onnx()
     loaded = load_model_for_inference(Path(weights), config_name=config_name, overrides=overrides,

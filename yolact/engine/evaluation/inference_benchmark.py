@@ -6,7 +6,7 @@ from typing import Iterable, List, Tuple
 
 import torch
 
-from yolact.engine.trainer import autocast_context
+from yolact.engine.train.trainer import autocast_context
 
 __all__ = ["InferenceTiming", "benchmark_inference"]
 

@@ -1,0 +1,1 @@
+"""Training: the loop, its hooks and what they write (checkpoints, logs, run folders)."""

@@ -1,0 +1,1 @@
+"""Export targets: each module writes the network in one format (``onnx``)."""
