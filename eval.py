@@ -44,9 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _main(argv) -> int:
     args = build_parser().parse_args(argv)
     setup_console_logging()
-    from yolact.engine.evaluation.eval_app import run_eval_app
+    from yolact.engine.evaluation.eval_app import EvalOptions, run_eval_app
 
-    return run_eval_app(args)
+    return run_eval_app(EvalOptions(**vars(args)))
 
 
 def main(argv=None) -> int:

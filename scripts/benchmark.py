@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from yolact.engine.train.launch import select_device
+    from yolact.engine.runtime import select_device
 
     device = select_device(args.device)
     from yolact.benchmarks import run_benchmark

@@ -4,12 +4,16 @@ Every module below takes plain keyword arguments; these builders translate confi
 those arguments, so a user of the library can also skip the config and call the modules.
 """
 import dataclasses
+import functools
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, Tuple
 
 from yolact.config import Config
 
-__all__ = ["build_model", "build_criterion", "build_postprocessor", "build_dataset", "with_num_classes"]
+__all__ = ["build_model", "build_criterion", "build_postprocessor", "build_dataset", "build_optimizer",
+           "build_lr_schedule", "build_train_loader", "build_val_loader", "with_num_classes", "BASE_BATCH_SIZE"]
+
+BASE_BATCH_SIZE = 8  # the reference's default batch, the unit of autoscaling
 
 
 def with_num_classes(config: Config, num_classes: int) -> Config:
@@ -99,3 +103,53 @@ def build_dataset(config: Config, split: str, *, train_transform: Optional[bool]
     # Evaluation keeps images without objects: their false positives count, as in COCOeval.
     keep_empty = data_cfg.keep_empty if split == "train" else True
     return CocoInstanceDataset(Path(image_dir), Path(annotations), transform=transform, keep_empty=keep_empty)
+
+
+def _scaled_schedule(config: Config) -> Tuple[float, int, Tuple[int, ...]]:
+    """(lr, max_iter, lr_steps), scaled to ``train.batch_size`` when ``train.autoscale`` is on."""
+    from yolact.engine.train.lr_schedule import autoscale_schedule
+
+    train_cfg = config.train
+    if not train_cfg.autoscale or train_cfg.batch_size == BASE_BATCH_SIZE:
+        return train_cfg.lr, train_cfg.max_iter, tuple(train_cfg.lr_steps)
+    return autoscale_schedule(batch_size=train_cfg.batch_size, base_batch_size=BASE_BATCH_SIZE, lr=train_cfg.lr,
+                              max_iter=train_cfg.max_iter, lr_steps=train_cfg.lr_steps)
+
+
+def build_lr_schedule(config: Config) -> Tuple[Callable[[int], float], int]:
+    """``(lr_at(iteration), max_iter)``: warmup then step decay (SPEC §8), autoscaled to the batch."""
+    from yolact.engine.train.lr_schedule import learning_rate_at
+
+    train_cfg = config.train
+    base_lr, max_iter, lr_steps = _scaled_schedule(config)
+    lr_at = functools.partial(learning_rate_at, base_lr=base_lr, warmup_init_lr=train_cfg.warmup_init_lr,
+                              warmup_iters=train_cfg.warmup_iters, lr_steps=lr_steps, gamma=train_cfg.gamma)
+    return lr_at, max_iter
+
+
+def build_optimizer(config: Config, model):
+    """SGD with momentum and weight decay over every parameter of ``model`` (SPEC §8)."""
+    import torch
+
+    train_cfg = config.train
+    return torch.optim.SGD(model.parameters(), lr=_scaled_schedule(config)[0], momentum=train_cfg.momentum,
+                           weight_decay=train_cfg.weight_decay)
+
+
+def build_train_loader(config: Config, dataset, *, batch_per_rank: int, start_iteration: int, rank: int = 0,
+                       world_size: int = 1, pin_memory: bool = False):
+    """The endless, resumable training loader of ``config`` (see :mod:`yolact.data.loader`)."""
+    from yolact.data.loader import make_train_loader
+
+    data_cfg = config.data
+    return make_train_loader(dataset, batch_size=batch_per_rank, seed=config.train.seed,
+                             start_iteration=start_iteration, rank=rank, world_size=world_size,
+                             num_workers=data_cfg.num_workers, pin_memory=pin_memory and data_cfg.pin_memory,
+                             persistent_workers=data_cfg.persistent_workers)
+
+
+def build_val_loader(config: Config, dataset):
+    """The in-order validation loader used during training (at most 2 workers)."""
+    from yolact.data.loader import make_val_loader
+
+    return make_val_loader(dataset, num_workers=min(config.data.num_workers, 2))

@@ -1,12 +1,11 @@
-"""Batching and the seeded DataLoader: shapes, drop_last, epochs, worker independence, DDP sharding."""
+"""Batching and the seeded loaders: shapes, full batches, epochs, resume, worker independence, rank sharding."""
 import cv2
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
 
-from yolact.data import (CocoInstanceDataset, EvalTransform, SampleKey, TrainTransform, build_dataloader,
-                         collate_detections)
+from yolact.data import (CocoInstanceDataset, EvalTransform, SampleKey, TrainTransform, collate_detections,
+                         make_train_loader, make_val_loader)
 
 NUM_IMAGES, SIZE = 6, 32
 
@@ -23,10 +22,15 @@ def train_dataset(coco_folder):
 
 
 def loader_for(dataset, **overrides):
-    options = dict(batch_size=4, shuffle=True, num_workers=0, pin_memory=True, persistent_workers=True,
-                   drop_last=False, seed=3)
+    options = dict(batch_size=4, seed=3, num_workers=0, persistent_workers=True)
     options.update(overrides)
-    return build_dataloader(dataset, **options)
+    return make_train_loader(dataset, **options)
+
+
+def take(loader, count):
+    """-> the first ``count`` batches of an endless loader, as :func:`run_epoch` gives them."""
+    batches = iter(loader)
+    return run_epoch(next(batches) for _ in range(count))
 
 
 def run_epoch(loader):
@@ -50,21 +54,19 @@ def test_collate_stacks_images_and_keeps_targets_per_image(train_dataset):
     assert targets[1] is batch[1][1]
 
 
-def test_batches_and_drop_last(train_dataset):
-    batches = run_epoch(loader_for(train_dataset))
-    assert [len(ids) for _, ids, _ in batches] == [4, 2]
-    assert sorted(i for _, ids, _ in batches for i in ids) == list(range(1, NUM_IMAGES + 1))
-    assert [len(ids) for _, ids, _ in run_epoch(loader_for(train_dataset, drop_last=True))] == [4]
-    ordered = run_epoch(loader_for(train_dataset, shuffle=False))
+def test_full_batches_and_in_order_val_loader(train_dataset):
+    epoch = take(loader_for(train_dataset), 1)  # 6 images, batch 4: one full batch per epoch
+    assert [len(ids) for _, ids, _ in epoch] == [4]
+    batches_of_3 = take(loader_for(train_dataset, batch_size=3), 2)  # one epoch: every image once
+    assert sorted(i for _, ids, _ in batches_of_3 for i in ids) == list(range(1, NUM_IMAGES + 1))
+    ordered = run_epoch(make_val_loader(train_dataset))
     assert [i for _, ids, _ in ordered for i in ids] == list(range(1, NUM_IMAGES + 1))
 
 
-def test_epochs_differ_and_set_epoch_replays(train_dataset):
-    loader = loader_for(train_dataset)
-    epoch0, epoch1 = run_epoch(loader), run_epoch(loader)
-    assert not torch.equal(epoch0[0][0], epoch1[0][0])
-    loader.sampler.set_epoch(0)
-    assert_same_epochs(run_epoch(loader), epoch0)
+def test_epochs_differ_and_resume_replays(train_dataset):
+    epoch0, epoch1 = take(loader_for(train_dataset), 2)
+    assert not torch.equal(epoch0[0], epoch1[0])
+    assert_same_epochs(take(loader_for(train_dataset, start_iteration=1), 1), [epoch1])
     # The same key gives the same sample outside the loader too.
     key = SampleKey(2, epoch=1, seed=3)
     assert torch.equal(train_dataset[key][0], train_dataset[key][0])
@@ -74,25 +76,21 @@ def test_workers_do_not_change_the_draws(train_dataset):
     # Use OpenCV's thread pool in the parent first: forked workers must still run (regression:
     # cv2.setNumThreads in a worker hung after that).
     cv2.resize(np.zeros((600, 600, 3), np.float32), (700, 700))
-    in_process = loader_for(train_dataset)
-    with_workers = loader_for(train_dataset, num_workers=2)
-    for _ in range(2):  # two epochs, the workers persist
-        assert_same_epochs(run_epoch(with_workers), run_epoch(in_process))
+    in_process = take(loader_for(train_dataset), 2)  # two epochs
+    with_workers = take(loader_for(train_dataset, num_workers=2), 2)
+    assert_same_epochs(with_workers, in_process)
 
 
-def test_distributed_sharding(train_dataset, tmp_path):
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
-    try:
-        loader = loader_for(train_dataset, distributed=True)
-        assert isinstance(loader.sampler.index_sampler, torch.utils.data.DistributedSampler)
-        assert_same_epochs(run_epoch(loader), run_epoch(loader_for(train_dataset)))
-    finally:
-        dist.destroy_process_group()
+def test_rank_sharding(train_dataset):
+    one_process = take(loader_for(train_dataset), 1)
+    ranks = [take(loader_for(train_dataset, batch_size=2, rank=rank, world_size=2), 1) for rank in (0, 1)]
+    assert ranks[0][0][1] + ranks[1][0][1] == one_process[0][1]
+    assert torch.equal(torch.cat([ranks[0][0][0], ranks[1][0][0]]), one_process[0][0])
 
 
 def test_eval_loader_is_deterministic(train_dataset):
     train_dataset.transform = EvalTransform(input_size=SIZE)
-    loader = loader_for(train_dataset, shuffle=False)
+    loader = make_val_loader(train_dataset)
     epoch0, epoch1 = run_epoch(loader), run_epoch(loader)
     assert_same_epochs(epoch0, epoch1)
     image_np = train_dataset.read_image(train_dataset.records[0])

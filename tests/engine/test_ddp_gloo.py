@@ -13,7 +13,7 @@ from tests.engine.tiny_run import make_tiny_shapes, tiny_overrides
 from yolact.build import build_criterion, build_dataset, build_model, with_num_classes
 from yolact.config import load_config
 from yolact.data.collate import collate_detections
-from yolact.engine.train.launch import seed_everything
+from yolact.engine.runtime import seed_everything
 from yolact.engine.train.lr_schedule import learning_rate_at
 from yolact.data.sampler import ResumableBatchSampler
 

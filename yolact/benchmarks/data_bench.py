@@ -2,8 +2,7 @@
 import dataclasses
 import time
 
-from yolact.build import build_dataset
-from yolact.engine.train.data_feed import make_train_batches
+from yolact.build import build_dataset, build_train_loader
 
 __all__ = ["bench_data"]
 
@@ -53,8 +52,7 @@ def bench_data(args, device, config_for):
         config = config_for(args, num_classes=len(dataset.class_names))
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, num_workers=workers,
                                                                       persistent_workers=False))
-        batches = make_train_batches(dataset, config, batch_per_rank=batch, start_iteration=0, rank=0, world_size=1,
-                                     pin_memory=False)
+        batches = iter(build_train_loader(config, dataset, batch_per_rank=batch, start_iteration=0))
         for _ in range(args.warmup):
             next(batches)
         rates = []

@@ -68,7 +68,7 @@ def bench_train(args, device, config_for):
 
 
 def _trainer_with_data(args, device, config_for, batch):
-    from yolact.engine.train.data_feed import make_train_batches
+    from yolact.build import build_train_loader
     from yolact.engine.train.launch import prepare_data
 
     probe = config_for(args)
@@ -77,6 +77,6 @@ def _trainer_with_data(args, device, config_for, batch):
     # the same class layer as the data-excluded rows (the set's labels fit in it), so that only
     # the data differs
     config = config_for(args, num_classes=max(args.classes, len(dataset.class_names)))
-    batches = make_train_batches(dataset, config, batch_per_rank=batch, start_iteration=0, rank=0, world_size=1,
-                                 pin_memory=device.type == "cuda")
+    batches = iter(build_train_loader(config, dataset, batch_per_rank=batch, start_iteration=0,
+                                      pin_memory=device.type == "cuda"))
     return _trainer(config, device, batches, "off", False, batch)

@@ -1,18 +1,19 @@
 """Data pipeline: COCO-format datasets, validation, augmentation, batching, synthetic shapes.
 
 Flow: ``CocoInstanceDataset`` (validated json + image folder) -> ``TrainTransform`` /
-``EvalTransform`` (image and instances -> network input and target) -> ``build_dataloader``
-(seeded sampler, workers, ``collate_detections``).
+``EvalTransform`` (image and instances -> network input and target) -> ``make_train_loader`` /
+``make_val_loader`` (resumable seeded sampler, workers, ``collate_detections``).
 """
 from yolact.data.coco import CocoInstanceDataset, SampleKey, decode_masks
 from yolact.data.collate import collate_detections
-from yolact.data.loader import EpochSampler, build_dataloader, seed_worker
+from yolact.data.loader import make_train_loader, make_val_loader, seed_worker
+from yolact.data.sampler import ResumableBatchSampler
 from yolact.data.transforms import (PIXEL_MEAN_BGR, PIXEL_STD_BGR, EvalTransform, TrainTransform,
                                     eval_transform, normalize_to_tensor)
 
 __all__ = [
-    "CocoInstanceDataset", "SampleKey", "decode_masks", "collate_detections", "EpochSampler",
-    "build_dataloader", "seed_worker", "SHAPES_CLASS_NAMES", "ShapesPaths", "make_shapes_dataset",
+    "CocoInstanceDataset", "SampleKey", "decode_masks", "collate_detections", "ResumableBatchSampler",
+    "make_train_loader", "make_val_loader", "seed_worker", "SHAPES_CLASS_NAMES", "ShapesPaths", "make_shapes_dataset",
     "PIXEL_MEAN_BGR", "PIXEL_STD_BGR", "EvalTransform", "TrainTransform", "eval_transform",
     "normalize_to_tensor",
 ]

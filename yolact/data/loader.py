@@ -1,62 +1,25 @@
-"""DataLoader construction: seeded order, seeded augmentation, workers, distributed sharding.
+"""The one place that builds DataLoaders: the training batches and the in-order validation loader.
 
 Randomness, and where it comes from:
-- the image order of epoch e is a permutation seeded with (seed + e) (``DistributedSampler``'s
-  rule, also used on a single process with one replica);
+- the image order of epoch e is a permutation seeded with ``seed * 1_000_003 + e``, shared by
+  all ranks (:class:`~yolact.data.sampler.ResumableBatchSampler`);
 - the augmentation of image i in epoch e draws from ``numpy.random.default_rng((seed, e, i))``:
-  the sampler hands the dataset a :class:`SampleKey` (index, epoch, seed). The draws thus do
-  not depend on the number of workers or processes, and a resumed run replays the same epochs;
-- each worker's torch, ``random`` and global numpy seeds come from the loader's seeded
-  generator (``seed_worker``), for any other code that draws from them.
-
-The sampler counts epochs by itself (each pass over the loader is the next epoch); call
-``loader.sampler.set_epoch(epoch)`` before a pass to choose the epoch, e.g. after a resume.
+  the sampler hands the dataset a :class:`~yolact.data.coco.SampleKey` (index, epoch, seed).
+  The draws thus depend neither on the number of workers or processes, and a run resumed at
+  iteration i sees exactly the batches of an uninterrupted run;
+- each worker's torch, ``random`` and global numpy seeds come from torch's worker seed
+  (``seed_worker``), for any other code that draws from them.
 """
 import random
-from typing import Iterator, List
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, Dataset
 
-from yolact.data.coco import SampleKey
 from yolact.data.collate import collate_detections
+from yolact.data.sampler import ResumableBatchSampler
 
-__all__ = ["EpochSampler", "seed_worker", "build_dataloader"]
-
-
-class EpochSampler(Sampler):
-    """Yields :class:`SampleKey` (index, epoch, seed) for this process's share of the images.
-
-    Args:
-        dataset: a sized dataset.
-        shuffle: shuffle with a permutation seeded by (seed + epoch).
-        seed: the run's seed.
-        distributed: shard across the processes of the initialised ``torch.distributed``
-            group (``DistributedSampler``: the last images are repeated to even out shards).
-    """
-
-    def __init__(self, dataset: Dataset, *, shuffle: bool, seed: int, distributed: bool = False):
-        if distributed:
-            self.index_sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed)
-        else:
-            self.index_sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=shuffle,
-                                                    seed=seed)
-        self.seed, self.epoch = seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Make the next pass epoch ``epoch`` (order and augmentation draws)."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.index_sampler)
-
-    def __iter__(self) -> Iterator[SampleKey]:
-        epoch = self.epoch
-        self.index_sampler.set_epoch(epoch)
-        keys: List[SampleKey] = [SampleKey(int(index), epoch, self.seed) for index in self.index_sampler]
-        self.epoch = epoch + 1
-        return iter(keys)
+__all__ = ["seed_worker", "make_train_loader", "make_val_loader"]
 
 
 def seed_worker(worker_id: int) -> None:
@@ -71,28 +34,28 @@ def seed_worker(worker_id: int) -> None:
     np.random.seed(worker_seed)
 
 
-def build_dataloader(dataset: Dataset, *, batch_size: int, shuffle: bool, num_workers: int,
-                     pin_memory: bool, persistent_workers: bool, drop_last: bool, seed: int,
-                     distributed: bool = False) -> DataLoader:
-    """A DataLoader of ``(images [B, 3, S, S], [target, ...])`` batches (``collate_detections``).
+def make_train_loader(dataset: Dataset, *, batch_size: int, seed: int, start_iteration: int = 0, rank: int = 0,
+                      world_size: int = 1, num_workers: int = 0, pin_memory: bool = False,
+                      persistent_workers: bool = False) -> DataLoader:
+    """An endless loader of ``(images (B,3,S,S) float, [target, ...])`` batches from ``start_iteration``.
 
     Args:
         dataset: a ``CocoInstanceDataset`` (or any dataset taking :class:`SampleKey` keys).
-        batch_size: images per batch in this process.
-        shuffle: shuffle every epoch (training).
+        batch_size: images per batch on this rank (full batches only, as the reference).
+        seed: the run's seed (order and augmentation draws).
+        start_iteration: the iteration whose batch comes first (resume).
+        rank, world_size: this process's shard of every global batch.
         num_workers: worker processes (0 loads in the main process).
-        pin_memory: pin batches for faster copies to an accelerator (ignored without one).
-        persistent_workers: keep workers between epochs (ignored with 0 workers).
-        drop_last: drop the last incomplete batch (training, as the reference).
-        seed: the run's seed (order, augmentation, worker seeds).
-        distributed: shard the images across the ``torch.distributed`` processes.
+        pin_memory, persistent_workers: DataLoader options (the latter ignored with 0 workers).
     """
-    generator = torch.Generator()
-    generator.manual_seed(seed)
-    sampler = EpochSampler(dataset, shuffle=shuffle, seed=seed, distributed=distributed)
-    return DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-        collate_fn=collate_detections, drop_last=drop_last,
-        pin_memory=pin_memory and torch.accelerator.is_available(),
-        persistent_workers=persistent_workers and num_workers > 0,
-        worker_init_fn=seed_worker, generator=generator)
+    sampler = ResumableBatchSampler(dataset_size=len(dataset), batch_size=batch_size, seed=seed, rank=rank,
+                                    world_size=world_size, start_iteration=start_iteration)
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate_detections,
+                      pin_memory=pin_memory, persistent_workers=num_workers > 0 and persistent_workers,
+                      worker_init_fn=seed_worker if num_workers > 0 else None)
+
+
+def make_val_loader(dataset: Dataset, *, num_workers: int = 0) -> DataLoader:
+    """In-order loader of a validation set, batch 1 (images keep their own original size)."""
+    return DataLoader(dataset, batch_size=1, shuffle=False, num_workers=num_workers, collate_fn=collate_detections,
+                      worker_init_fn=seed_worker if num_workers > 0 else None)

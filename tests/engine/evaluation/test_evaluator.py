@@ -18,7 +18,8 @@ from yolact.data.coco import CocoInstanceDataset
 from yolact.data.collate import collate_detections
 from yolact.data.transforms import EvalTransform
 from yolact.engine.evaluation.coco_results import STAT_NAMES, per_class_ap, write_results_json
-from yolact.engine.evaluation.evaluator import EvalResult, evaluate, predict_batch
+from yolact.engine.evaluation.evaluator import EvalResult, evaluate
+from yolact.engine.evaluation.inference import predict_batch
 from yolact.errors import YolactError
 
 INPUT_SIZE = 32
@@ -193,7 +194,7 @@ def test_autocast_outputs_reach_the_postprocessor_in_float32():
     postprocessor = QueuePostProcessor([{"boxes": torch.zeros((0, 4))}], [(8, 8)])
     with torch.inference_mode():
         predict_batch(model, postprocessor, torch.rand(1, 3, 8, 8), [(8, 8)], device=torch.device("cpu"),
-                      mask_format="rle", amp_dtype=torch.bfloat16)
+                      mask_format="rle", amp="bf16")
     assert postprocessor.dtypes == [torch.float32]
 
 

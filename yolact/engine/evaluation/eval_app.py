@@ -1,20 +1,43 @@
-"""What ``eval.py`` does in each mode, given its parsed arguments."""
+"""What ``eval.py`` does in each mode, given its options."""
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 
 from yolact.build import build_dataset, build_postprocessor
-from yolact.engine.train.launch import select_device
 from yolact.engine.evaluation.model_loading import load_model_for_inference
 from yolact.engine.performance_advice import log_performance_advice
+from yolact.engine.runtime import select_device
 from yolact.errors import YolactError
 from yolact.optimize.inference_optimization import optimize_for_inference
 
-__all__ = ["run_eval_app", "split_in_out"]
+__all__ = ["EvalOptions", "run_eval_app", "split_in_out"]
 
 logger = logging.getLogger("yolact")
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """What ``eval.py`` was asked to do (its ``--help`` documents each option)."""
+    weights: str
+    config: Optional[str] = None
+    overrides: Sequence[str] = ()
+    image: Optional[str] = None            # "IN[:OUT]"
+    images: Optional[str] = None           # "IN_DIR[:OUT_DIR]"
+    video: Optional[str] = None            # "PATH|INDEX[:OUT.mp4]"
+    benchmark: bool = False
+    max_images: Optional[int] = None
+    nms: Optional[str] = None              # None: the config's
+    score_threshold: float = 0.15
+    top_k: int = 15
+    save_json: Optional[str] = None        # "" -> the output folder's detections.json
+    output: Optional[str] = None
+    device: str = "auto"
+    amp: str = "off"
+    channels_last: bool = False
+    no_optimize: bool = False
 
 
 def split_in_out(value: str) -> Tuple[str, Optional[str]]:
@@ -25,9 +48,9 @@ def split_in_out(value: str) -> Tuple[str, Optional[str]]:
     return head, tail
 
 
-def _output_dir(args, weights: Path) -> Path:
-    if args.output:
-        folder = Path(args.output)
+def _output_dir(options: EvalOptions, weights: Path) -> Path:
+    if options.output:
+        folder = Path(options.output)
     elif weights.parent.name == "weights" and (weights.parent.parent / "config.yaml").is_file():
         folder = weights.parent.parent
     else:
@@ -36,38 +59,37 @@ def _output_dir(args, weights: Path) -> Path:
     return folder
 
 
-def run_eval_app(args) -> int:
-    device = select_device(args.device)
-    log_performance_advice(device, amp=args.amp)
-    weights = Path(args.weights)
-    loaded = load_model_for_inference(weights, config_name=args.config, overrides=args.overrides, device=device)
-    if args.no_optimize:
-        if args.channels_last:
+def run_eval_app(options: EvalOptions) -> int:
+    device = select_device(options.device)
+    log_performance_advice(device, amp=options.amp)
+    weights = Path(options.weights)
+    loaded = load_model_for_inference(weights, config_name=options.config, overrides=options.overrides, device=device)
+    if options.no_optimize:
+        if options.channels_last:
             loaded.model.to(memory_format=torch.channels_last)
     else:
-        optimize_for_inference(loaded.model, device=device, channels_last=True if args.channels_last else None)
-    postprocessor = build_postprocessor(loaded.config, nms=args.nms)
-    out_dir = _output_dir(args, weights)
-    if args.image or args.images or args.video is not None:
-        return _run_pictures(args, loaded, postprocessor, device, out_dir)
+        optimize_for_inference(loaded.model, device=device, channels_last=True if options.channels_last else None)
+    postprocessor = build_postprocessor(loaded.config, nms=options.nms)
+    out_dir = _output_dir(options, weights)
+    if options.image or options.images or options.video is not None:
+        return _run_pictures(options, loaded, postprocessor, device, out_dir)
     dataset = build_dataset(loaded.config, "val")
-    if args.benchmark:
-        return _run_benchmark(args, loaded, postprocessor, dataset, device)
-    return _run_coco_eval(args, loaded, postprocessor, dataset, device, out_dir)
+    if options.benchmark:
+        return _run_benchmark(options, loaded, postprocessor, dataset, device)
+    return _run_coco_eval(options, loaded, postprocessor, dataset, device, out_dir)
 
 
-def _run_coco_eval(args, loaded, postprocessor, dataset, device, out_dir: Path) -> int:
-    from yolact.data.collate import collate_detections
+def _run_coco_eval(options: EvalOptions, loaded, postprocessor, dataset, device, out_dir: Path) -> int:
+    from yolact.data.loader import make_val_loader
     from yolact.engine.evaluation.coco_results import write_results_json
     from yolact.engine.evaluation.evaluator import evaluate
 
     if len(dataset.class_names) != len(loaded.class_names):
         raise YolactError(f"{loaded.checkpoint_path}: model has {len(loaded.class_names)} classes, the dataset "
                           f"{loaded.config.data.val_annotations} has {len(dataset.class_names)}")
-    loader = torch.utils.data.DataLoader(dataset, batch_size=1, shuffle=False, num_workers=0,
-                                         collate_fn=collate_detections)
-    result = evaluate(loaded.model, postprocessor, loader, dataset, device=device, max_images=args.max_images,
-                      amp_dtype=_amp_dtype(args.amp))
+    loader = make_val_loader(dataset, num_workers=0)
+    result = evaluate(loaded.model, postprocessor, loader, dataset, device=device, max_images=options.max_images,
+                      amp=options.amp)
     results_path = write_results_json(out_dir / "results.json", result.results)
     if result.summary_text:
         print(result.summary_text)
@@ -79,32 +101,28 @@ def _run_coco_eval(args, loaded, postprocessor, dataset, device, out_dir: Path) 
     return 0
 
 
-def _amp_dtype(amp: str):
-    return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-
-
-def _run_pictures(args, loaded, postprocessor, device, out_dir: Path) -> int:
+def _run_pictures(options: EvalOptions, loaded, postprocessor, device, out_dir: Path) -> int:
     from yolact.engine.evaluation import predictor
 
-    options = dict(model=loaded.model, postprocessor=postprocessor, input_size=loaded.config.model.input_size,
-                   device=device, class_names=loaded.class_names, score_threshold=args.score_threshold,
-                   top_k=args.top_k)
+    shared = dict(model=loaded.model, postprocessor=postprocessor, input_size=loaded.config.model.input_size,
+                  device=device, class_names=loaded.class_names, score_threshold=options.score_threshold,
+                  top_k=options.top_k)
     json_path = None
-    if args.save_json is not None:
-        json_path = Path(args.save_json) if args.save_json else out_dir / "detections.json"
-    if args.image:
-        source, target = split_in_out(args.image)
+    if options.save_json is not None:
+        json_path = Path(options.save_json) if options.save_json else out_dir / "detections.json"
+    if options.image:
+        source, target = split_in_out(options.image)
         target = target or str(out_dir / (Path(source).stem + "_pred.png"))
-        records = predictor.run_on_image(Path(source), Path(target), **options)
-    elif args.images:
-        source, target = split_in_out(args.images)
+        records = predictor.run_on_image(Path(source), Path(target), **shared)
+    elif options.images:
+        source, target = split_in_out(options.images)
         if target is None and json_path is None:
             json_path = out_dir / "results.json"
-        records = predictor.run_on_folder(Path(source), Path(target) if target else None, **options)
+        records = predictor.run_on_folder(Path(source), Path(target) if target else None, **shared)
     else:
-        source, target = split_in_out(args.video)
+        source, target = split_in_out(options.video)
         records = predictor.run_on_video(int(source) if source.isdigit() else source,
-                                         Path(target) if target else None, **options)
+                                         Path(target) if target else None, **shared)
     if json_path is not None:
         predictor.write_detections_json(json_path, records, category_ids=loaded.category_ids,
                                         class_names=loaded.class_names)
@@ -112,19 +130,19 @@ def _run_pictures(args, loaded, postprocessor, device, out_dir: Path) -> int:
     return 0
 
 
-def _run_benchmark(args, loaded, postprocessor, dataset, device) -> int:
+def _run_benchmark(options: EvalOptions, loaded, postprocessor, dataset, device) -> int:
     from yolact.engine.evaluation.inference_benchmark import benchmark_inference
 
-    count = min(len(dataset), args.max_images or 100)
+    count = min(len(dataset), options.max_images or 100)
 
     def batches():
         for index in range(count):
             image, target = dataset[index]
             yield image[None], [tuple(target["orig_size"])]
 
-    timing = benchmark_inference(loaded.model, postprocessor, batches(), device=device, amp=args.amp,
-                                 channels_last=args.channels_last)
-    print(f"benchmark on {device} ({args.amp} autocast, channels_last={args.channels_last}, "
-          f"optimized={not args.no_optimize}, NMS={postprocessor.nms_method}):")
+    timing = benchmark_inference(loaded.model, postprocessor, batches(), device=device, amp=options.amp,
+                                 channels_last=options.channels_last)
+    print(f"benchmark on {device} ({options.amp} autocast, channels_last={options.channels_last}, "
+          f"optimized={not options.no_optimize}, NMS={postprocessor.nms_method}):")
     print(timing.table())
     return 0

@@ -5,7 +5,6 @@ post-processor at each image's original size with RLE masks, so memory stays bou
 batch whatever the image size. Scores are those of pycocotools (not the reference's own
 mAP code, SPEC §9).
 """
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Tuple
@@ -16,9 +15,10 @@ from tqdm import tqdm
 from yolact.engine.evaluation.coco_results import (
     STAT_NAMES, detections_to_coco_results, has_ground_truth, per_class_table, run_coco_eval, summary_text,
 )
+from yolact.engine.evaluation.inference import predict_batch
 from yolact.errors import YolactError
 
-__all__ = ["EvalResult", "evaluate", "predict_batch"]
+__all__ = ["EvalResult", "evaluate"]
 
 logger = logging.getLogger("yolact")
 
@@ -42,28 +42,7 @@ class EvalResult:
     metrics: Dict[str, float] = field(default_factory=dict)
 
 
-def _autocast(device: torch.device, amp_dtype: Optional[torch.dtype]):
-    if amp_dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=amp_dtype)
-
-
-def predict_batch(model: torch.nn.Module, postprocessor, images: torch.Tensor,
-                  image_sizes: List[Tuple[int, int]], *, device: torch.device, mask_format: str,
-                  amp_dtype: Optional[torch.dtype] = None) -> List[dict]:
-    """Network + post-processing of images (N,3,S,S) float; the caller sets eval mode and no_grad.
-
-    Returns the post-processor's per-image dicts at ``image_sizes`` [(h, w)] (see its contract).
-    """
-    with _autocast(device, amp_dtype):
-        outputs = model(images.to(device))
-    # post-processing runs in float32 whatever the autocast dtype
-    outputs = {key: value.float() if torch.is_tensor(value) and value.is_floating_point() else value
-               for key, value in outputs.items()}
-    return postprocessor(outputs, image_sizes, mask_format=mask_format)
-
-
-def _predict_dataset(model, postprocessor, data_loader: Iterable, dataset, *, device, max_images, amp_dtype,
+def _predict_dataset(model, postprocessor, data_loader: Iterable, dataset, *, device, max_images, amp,
                      progress) -> Tuple[List[Dict[str, Any]], List[int]]:
     total = len(dataset) if max_images is None else min(len(dataset), max_images)
     results: List[Dict[str, Any]] = []
@@ -78,7 +57,7 @@ def _predict_dataset(model, postprocessor, data_loader: Iterable, dataset, *, de
                 images, targets = images[:remaining], list(targets)[:remaining]
             sizes = [tuple(int(v) for v in target["orig_size"]) for target in targets]
             detections_per_image = predict_batch(model, postprocessor, images, sizes, device=device,
-                                                 mask_format="rle", amp_dtype=amp_dtype)
+                                                 mask_format="rle", amp=amp)
             for detections, target in zip(detections_per_image, targets):
                 image_id = int(target["image_id"])
                 if image_id in seen:
@@ -96,7 +75,7 @@ def _predict_dataset(model, postprocessor, data_loader: Iterable, dataset, *, de
 
 
 def evaluate(model: torch.nn.Module, postprocessor, data_loader: Iterable, dataset, *, device: torch.device,
-             max_images: Optional[int] = None, amp_dtype: Optional[torch.dtype] = None,
+             max_images: Optional[int] = None, amp: str = "off",
              progress: bool = True) -> EvalResult:
     """Run ``model`` over ``data_loader`` and score the detections with COCOeval.
 
@@ -107,7 +86,7 @@ def evaluate(model: torch.nn.Module, postprocessor, data_loader: Iterable, datas
             ``orig_size`` (h, w) in each target, in any order (no shuffling needed).
         dataset: has ``coco`` (pycocotools COCO of the ground truth), ``category_ids``
             (label -> json category id) and ``len()``.
-        device: where the model lives; ``amp_dtype`` (bf16/fp16) autocasts the network.
+        device: where the model lives; ``amp`` ("off", "bf16", "fp16") autocasts the network.
         max_images: stop after this many images; only those images are scored.
 
     The model's training mode is restored afterwards. A dataset without annotations
@@ -118,7 +97,7 @@ def evaluate(model: torch.nn.Module, postprocessor, data_loader: Iterable, datas
     try:
         with torch.inference_mode():
             results, image_ids = _predict_dataset(model, postprocessor, data_loader, dataset, device=device,
-                                                  max_images=max_images, amp_dtype=amp_dtype,
+                                                  max_images=max_images, amp=amp,
                                                   progress=progress)
     finally:
         model.train(was_training)

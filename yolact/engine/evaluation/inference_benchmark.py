@@ -6,7 +6,7 @@ from typing import Iterable, List, Tuple
 
 import torch
 
-from yolact.engine.train.trainer import autocast_context
+from yolact.engine.runtime import autocast
 
 __all__ = ["InferenceTiming", "benchmark_inference"]
 
@@ -52,7 +52,7 @@ def benchmark_inference(model, postprocessor, batches: Iterable[Tuple[torch.Tens
                 images = images.contiguous(memory_format=torch.channels_last)
             _synchronize(device)
             start = time.perf_counter()
-            with autocast_context(device, amp):
+            with autocast(device, amp):
                 outputs = model(images)
             outputs = {k: v.float() for k, v in outputs.items()}
             _synchronize(device)

@@ -20,7 +20,7 @@ from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
 from yolact.engine.evaluation.coco_results import detections_to_coco_results, to_numpy, write_json_atomic
-from yolact.engine.evaluation.evaluator import predict_batch
+from yolact.engine.evaluation.inference import predict_batch
 from yolact.errors import YolactError
 from yolact.utils.video import LiveWindow, VideoSink, frame_rate, open_video, read_frames
 from yolact.utils.visualize import draw_detections, select_for_display
@@ -36,7 +36,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", "
 
 def predict_image(model: torch.nn.Module, postprocessor, image_bgr: np.ndarray, *, input_size: int,
                   device: torch.device, mask_format: str = "bool",
-                  amp_dtype: Optional[torch.dtype] = None) -> Dict[str, Any]:
+                  amp: str = "off") -> Dict[str, Any]:
     """Detections of one picture at its own size.
 
     Args:
@@ -57,7 +57,7 @@ def predict_image(model: torch.nn.Module, postprocessor, image_bgr: np.ndarray, 
     try:
         with torch.inference_mode():
             detections = predict_batch(model, postprocessor, image, [tuple(image_bgr.shape[:2])],
-                                       device=device, mask_format=mask_format, amp_dtype=amp_dtype)[0]
+                                       device=device, mask_format=mask_format, amp=amp)[0]
     finally:
         model.train(was_training)
     result = {"boxes": to_numpy(detections["boxes"]).astype(np.float32).reshape(-1, 4),
@@ -105,12 +105,12 @@ class _Job:
     class_names: Sequence[str]
     score_threshold: float
     top_k: Optional[int]
-    amp_dtype: Optional[torch.dtype]
+    amp: str
 
     def process(self, image_bgr: np.ndarray, name: str, *, draw: bool, frame: Optional[int] = None):
         """-> (record, drawn picture or None) of one picture."""
         detections = predict_image(self.model, self.postprocessor, image_bgr, input_size=self.input_size,
-                                   device=self.device, mask_format="rle", amp_dtype=self.amp_dtype)
+                                   device=self.device, mask_format="rle", amp=self.amp)
         drawn = None
         if draw:
             drawn = _drawn(image_bgr, detections, self.class_names, self.score_threshold, self.top_k)
@@ -134,7 +134,7 @@ def _write_image(path: Path, image_bgr: np.ndarray) -> None:
 def run_on_image(in_path: Path, out_path: Optional[Path], *, model, postprocessor, input_size: int,
                  device: torch.device, class_names: Sequence[str], score_threshold: float = 0.0,
                  top_k: Optional[int] = None,
-                 amp_dtype: Optional[torch.dtype] = None) -> List[Dict[str, Any]]:
+                 amp: str = "off") -> List[Dict[str, Any]]:
     """Detect on the picture ``in_path``, draw the result to ``out_path`` (if given).
 
     Returns a one-record list (see the module docstring). An unreadable picture raises
@@ -144,7 +144,7 @@ def run_on_image(in_path: Path, out_path: Optional[Path], *, model, postprocesso
     image_bgr = _read_image(in_path)
     if image_bgr is None:
         raise YolactError(f"{in_path}: cannot read this image (missing file or unknown format)")
-    job = _Job(model, postprocessor, input_size, device, class_names, score_threshold, top_k, amp_dtype)
+    job = _Job(model, postprocessor, input_size, device, class_names, score_threshold, top_k, amp)
     record, drawn = job.process(image_bgr, in_path.name, draw=out_path is not None)
     if out_path is not None:
         _write_image(Path(out_path), drawn)
@@ -171,7 +171,7 @@ def _output_names(paths: List[Path]) -> Dict[Path, str]:
 
 def run_on_folder(in_dir: Path, out_dir: Optional[Path], *, model, postprocessor, input_size: int,
                   device: torch.device, class_names: Sequence[str], score_threshold: float = 0.0,
-                  top_k: Optional[int] = None, amp_dtype: Optional[torch.dtype] = None,
+                  top_k: Optional[int] = None, amp: str = "off",
                   progress: bool = True) -> List[Dict[str, Any]]:
     """Detect on every picture of ``in_dir`` (sorted by name, not recursive).
 
@@ -185,7 +185,7 @@ def run_on_folder(in_dir: Path, out_dir: Optional[Path], *, model, postprocessor
     if out_dir is not None and Path(out_dir).resolve() == in_dir.resolve():
         raise YolactError(f"{out_dir}: the output folder must differ from the input folder")
     names = _output_names(paths)
-    job = _Job(model, postprocessor, input_size, device, class_names, score_threshold, top_k, amp_dtype)
+    job = _Job(model, postprocessor, input_size, device, class_names, score_threshold, top_k, amp)
     records: List[Dict[str, Any]] = []
     for path in tqdm(paths, desc="images", unit="img", disable=not progress):
         image_bgr = _read_image(path)
@@ -204,7 +204,7 @@ def run_on_folder(in_dir: Path, out_dir: Optional[Path], *, model, postprocessor
 def run_on_video(source: Union[str, Path, int], out_path: Optional[Path], *, model, postprocessor,
                  input_size: int, device: torch.device, class_names: Sequence[str],
                  score_threshold: float = 0.0, top_k: Optional[int] = None,
-                 amp_dtype: Optional[torch.dtype] = None, max_frames: Optional[int] = None,
+                 amp: str = "off", max_frames: Optional[int] = None,
                  progress: bool = True) -> List[Dict[str, Any]]:
     """Detect frame by frame on a video file or a webcam index (int).
 
@@ -216,7 +216,7 @@ def run_on_video(source: Union[str, Path, int], out_path: Optional[Path], *, mod
     name = f"webcam{source}" if isinstance(source, int) else Path(source).name
     sink = VideoSink(Path(out_path), frame_rate(capture)) if out_path is not None else None
     window = LiveWindow(f"YOLACT {name}") if out_path is None else None
-    job = _Job(model, postprocessor, input_size, device, class_names, score_threshold, top_k, amp_dtype)
+    job = _Job(model, postprocessor, input_size, device, class_names, score_threshold, top_k, amp)
     frames = tqdm(read_frames(capture), desc="frames", unit="frame", disable=not progress)
     records: List[Dict[str, Any]] = []
     try:

@@ -1,8 +1,23 @@
-"""Trainer hooks: periodic checkpoints and periodic validation (rank 0 does the writing)."""
+"""The hook lifecycle of the training loop, and the checkpoint hooks (rank 0 does the writing).
+
+A hook is called by :class:`~yolact.engine.train.trainer.Trainer` in this order::
+
+    before_train(trainer)
+    for each iteration:
+        before_step(trainer)
+        <one step: batch, forward, loss, backward, optimizer>
+        after_step(trainer)            # a step was taken: state.iteration counts it
+        or after_skipped_step(trainer) # a non-finite loss: no update, state.nonfinite_streak grew
+    after_train(trainer)               # always, also after a stop or an error (see TrainState)
+
+Hooks run in the order of the trainer's list. A hook may ask the loop to stop by setting
+``trainer.state.stop_reason`` (the loop checks it before each step). A time budget plans in
+``before_train`` and checks in ``before_step``; an EMA of the weights updates in ``after_step``.
+"""
 import logging
 import os
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import torch
 
@@ -10,7 +25,7 @@ from yolact.config import Config, config_to_dict
 from yolact.engine.checkpoint import CHECKPOINT_FORMAT, capture_rng_state, save_atomic
 from yolact.engine.train.run_folder import LAST_CHECKPOINT
 
-__all__ = ["Checkpointer", "ValidationHook", "unwrap"]
+__all__ = ["HookBase", "Checkpointer", "BestCheckpointer", "unwrap"]
 
 logger = logging.getLogger("yolact")
 
@@ -20,19 +35,39 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return getattr(model, "module", model)
 
 
-class Checkpointer:
+class HookBase:
+    """A training hook: override the moments it acts at (each is a no-op here)."""
+
+    def before_train(self, trainer) -> None:
+        pass
+
+    def before_step(self, trainer) -> None:
+        pass
+
+    def after_step(self, trainer) -> None:
+        pass
+
+    def after_skipped_step(self, trainer) -> None:
+        pass
+
+    def after_train(self, trainer) -> None:
+        pass
+
+
+class Checkpointer(HookBase):
     """Builds and writes training checkpoints to ``run_dir/weights/``.
 
-    ``last.pth`` is rewritten atomically at every save; every ``save_interval`` a copy
-    ``iter_<iteration>.pth`` is kept; ``best.pth`` holds the best validation mask AP.
+    ``last.pth`` is rewritten atomically at every save and at the end of training (also after a
+    signal or the non-finite stop, not after an error); every ``save_interval`` a copy
+    ``iter_<iteration>.pth`` is kept.
     """
 
-    def __init__(self, run_dir: Path, *, config: Config, class_names: List[str], category_ids: List[int],
+    def __init__(self, run_dir: Optional[Path], *, config: Config, class_names: List[str], category_ids: List[int],
                  save_interval: int, enabled: bool = True):  # run_dir None on ranks other than 0
         self.weights_dir = Path(run_dir) / "weights" if run_dir is not None else None
         self.config, self.class_names, self.category_ids = config, class_names, category_ids
-        self.save_interval, self.enabled = save_interval, enabled
-        if enabled and self.weights_dir is not None and self.weights_dir.is_dir():
+        self.save_interval, self.enabled = save_interval, enabled and self.weights_dir is not None
+        if self.enabled and self.weights_dir.is_dir():
             for stale in self.weights_dir.glob(".*.tmp*"):  # left by a process killed mid-write
                 stale.unlink()
             for stale in self.weights_dir.glob(".*.link*"):
@@ -64,11 +99,39 @@ class Checkpointer:
             _replace_with_link(path, self.weights_dir / LAST_CHECKPOINT)
         return path
 
-    def __call__(self, trainer) -> None:
+    def after_step(self, trainer) -> None:
         iteration = trainer.state.iteration
         if self.save_interval and iteration % self.save_interval == 0 and iteration < trainer.max_iter:
             self.save(trainer, f"iter_{iteration:07d}.pth")
             logger.debug(f"checkpoint at iteration {iteration}")
+
+    def after_train(self, trainer) -> None:
+        if not trainer.state.crashed:
+            self.save(trainer)
+
+
+class BestCheckpointer(HookBase):
+    """Keeps ``best.pth``: the weights of the best validation mask AP (``trainer.state.validation``).
+
+    Place it after the :class:`~yolact.engine.train.validation.ValidationHook` in the list.
+    """
+
+    def __init__(self, checkpointer: Checkpointer):
+        self.checkpointer = checkpointer
+        self._seen = None
+
+    def after_step(self, trainer) -> None:
+        result = trainer.state.validation
+        if result is None or result is self._seen:
+            return
+        self._seen = result
+        mask_ap = result.metrics.get("segm/AP", -1.0)
+        if mask_ap > trainer.state.best_mask_ap:
+            trainer.state.best_mask_ap = mask_ap
+            self.checkpointer.save(trainer, "best.pth", result.metrics)
+
+    def after_train(self, trainer) -> None:
+        self.after_step(trainer)  # the final evaluation
 
 
 def _replace_with_link(source: Path, target: Path) -> None:
@@ -79,36 +142,3 @@ def _replace_with_link(source: Path, target: Path) -> None:
     except OSError:
         save_atomic(torch.load(source, map_location="cpu", weights_only=True), tmp)
     os.replace(tmp, target)
-
-
-class ValidationHook:
-    """Every ``interval`` iterations: evaluate, log AP and pictures, keep ``best.pth``."""
-
-    def __init__(self, *, interval: int, evaluate: Callable[[torch.nn.Module], Dict[str, float]],
-                 visualize: Callable[[torch.nn.Module], list], monitor, checkpointer: Checkpointer,
-                 is_main: bool):
-        self.interval, self.evaluate, self.visualize = interval, evaluate, visualize
-        self.monitor, self.checkpointer, self.is_main = monitor, checkpointer, is_main
-        self.last_metrics: Dict[str, float] = {}
-
-    def run(self, trainer) -> Dict[str, float]:
-        """Validate now (rank 0 only; other ranks skip) and return the metrics."""
-        if not self.is_main:
-            return {}
-        model = unwrap(trainer.model)
-        metrics = self.evaluate(model)
-        images = self.visualize(model)
-        iteration = trainer.state.iteration
-        self.monitor.log_validation(iteration, metrics, images)
-        self.last_metrics = metrics
-        mask_ap = metrics.get("segm/AP", -1.0)
-        if mask_ap > trainer.state.best_mask_ap:
-            trainer.state.best_mask_ap = mask_ap
-            self.checkpointer.save(trainer, "best.pth", metrics)
-        model.train()
-        return metrics
-
-    def __call__(self, trainer) -> None:
-        iteration = trainer.state.iteration
-        if self.interval and iteration % self.interval == 0 and iteration < trainer.max_iter:
-            self.run(trainer)

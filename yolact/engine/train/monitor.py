@@ -1,12 +1,13 @@
-"""Training monitoring: smoothed losses, a tqdm bar, TensorBoard scalars/images and metrics.csv."""
+"""Training monitoring as a hook: smoothed losses, a tqdm bar, TensorBoard scalars/images, metrics.csv."""
 import csv
 import logging
-import time
 from collections import deque
 from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
+
+from yolact.engine.train.hooks import HookBase
 
 __all__ = ["SmoothedValue", "TrainMonitor"]
 
@@ -25,33 +26,58 @@ class SmoothedValue:
         return float(np.mean(self.values)) if self.values else float("nan")
 
 
-class TrainMonitor:
+class TrainMonitor(HookBase):
     """Everything a person watches during training; a no-op on ranks other than 0.
+
+    As a hook it logs ``trainer.last_scalars`` after each step and each new
+    ``trainer.state.validation``; place it after the validation hook. It opens its files in
+    ``before_train`` and closes them in ``after_train``.
 
     Args:
         run_dir: the run folder (events, metrics.csv and train.log go there); None disables.
-        start_iteration, max_iter: for the progress bar and ETA.
         log_interval: iterations between scalar writes, csv rows and log lines.
         enabled: False on non-zero ranks.
     """
 
-    def __init__(self, run_dir: Optional[Path], *, start_iteration: int, max_iter: int, log_interval: int,
-                 enabled: bool = True, progress: bool = True):
+    def __init__(self, run_dir: Optional[Path], *, log_interval: int, enabled: bool = True, progress: bool = True):
         self.enabled = enabled and run_dir is not None
+        self.run_dir, self.progress = run_dir, progress
         self.log_interval = max(1, log_interval)
         self.smoothed: Dict[str, SmoothedValue] = {}
         self.logger = logging.getLogger("yolact")
         self.writer = self.bar = self.csv_file = self.csv_writer = None
-        self._last_time = time.perf_counter()
+        self._logged_validation = None
+
+    def before_train(self, trainer) -> None:
+        self.open(start_iteration=trainer.state.iteration, max_iter=trainer.max_iter)
+
+    def after_step(self, trainer) -> None:
+        scalars = dict(trainer.last_scalars)
+        data_time, step_time = scalars.pop("data_time", 0.0), scalars.pop("step_time", 0.0)
+        self.log_step(trainer.state.iteration - 1, scalars, data_time, step_time)
+        self._log_new_validation(trainer)
+
+    def after_train(self, trainer) -> None:
+        self._log_new_validation(trainer)
+        self.close()
+
+    def _log_new_validation(self, trainer) -> None:
+        result = trainer.state.validation
+        if result is not None and result is not self._logged_validation:
+            self._logged_validation = result
+            self.log_validation(result.iteration, result.metrics, result.images)
+
+    def open(self, *, start_iteration: int, max_iter: int) -> None:
+        """Open the event writer, train.log and the progress bar (from ``start_iteration``)."""
         if not self.enabled:
             return
         from torch.utils.tensorboard import SummaryWriter
         from tqdm import tqdm
 
-        self.run_dir = Path(run_dir)
+        self.run_dir = Path(self.run_dir)
         self.writer = SummaryWriter(str(self.run_dir))
         self._add_file_log(self.run_dir / "train.log")
-        self.bar = tqdm(total=max_iter, initial=start_iteration, dynamic_ncols=True, disable=not progress,
+        self.bar = tqdm(total=max_iter, initial=start_iteration, dynamic_ncols=True, disable=not self.progress,
                         desc="train", unit="it")
 
     def _add_file_log(self, path: Path) -> None:
@@ -104,7 +130,7 @@ class TrainMonitor:
         self.logger.info(f"validation at iteration {iteration}: {summary}")
 
     def close(self) -> None:
-        if not self.enabled:
+        if not self.enabled or self.writer is None:
             return
         self.bar.close()
         self.writer.close()
@@ -112,3 +138,4 @@ class TrainMonitor:
             self.csv_file.close()
         self.logger.removeHandler(self._file_handler)
         self._file_handler.close()
+        self.writer = None

@@ -1,44 +1,47 @@
-"""The iteration-based training loop: one defensive step, then hooks (save, validate, stop)."""
+"""The iteration-based training loop: one defensive step, with hooks around it (save, validate, log)."""
 import contextlib
 import logging
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence
 
 import torch
 
+from yolact.engine.runtime import autocast
 from yolact.errors import YolactError
 from yolact.utils.distributed import all_reduce_mean
 
-__all__ = ["TrainState", "Trainer", "autocast_context"]
+__all__ = ["TrainState", "Trainer"]
 
 logger = logging.getLogger("yolact")
 
 
-def autocast_context(device: torch.device, amp: str):
-    """``torch.autocast`` for "bf16"/"fp16" on this device type, a no-op for "off"."""
-    if amp == "off":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 @dataclass
 class TrainState:
-    """What the loop carries between iterations (and into checkpoints)."""
+    """What the loop carries between iterations; ``iteration`` and ``best_mask_ap`` go into checkpoints."""
     iteration: int = 0                 # iterations finished
     nonfinite_streak: int = 0          # non-finite losses in a row
     best_mask_ap: float = -1.0         # best validation mask AP so far
-    stop_reason: Optional[str] = None  # set by a signal or the non-finite policy
+    stop_reason: Optional[str] = None  # set by a signal, the non-finite policy or a hook
+    crashed: bool = False              # an exception left the loop (hooks' after_train still run)
+    validation: Optional[Any] = None   # the last ValidationResult (train/validation.py), if any
 
 
 @dataclass
 class Trainer:
-    """Runs ``model`` + ``criterion`` over ``batches`` until ``max_iter``.
+    """Runs ``model`` + ``criterion`` over ``batches`` until ``max_iter``, calling ``hooks``.
 
-    Hooks are called after each finished iteration as ``hook(trainer)``; they save,
-    validate and log. ``lr_at(iteration)`` gives the learning rate of each step.
+    The hook lifecycle is documented in :mod:`yolact.engine.train.hooks`. ``lr_at(iteration)``
+    gives the learning rate of each step. After each step ``last_scalars`` holds the mean over
+    ranks of each weighted loss term, ``loss_total``, each unweighted term (``unweighted/loss_*``,
+    the term divided by ``loss_weights[name]``), ``lr``, ``data_time`` and ``step_time`` (s).
+
+    Args:
+        loss_weights: the criterion's weight of each term (default: ``criterion.loss_weights``).
+        grad_clip: clip the gradients' global norm to this (None: off).
+        max_nonfinite: stop (YolactError, after the hooks' ``after_train``) after this many
+            non-finite losses in a row; each is skipped without an update.
     """
     model: torch.nn.Module
     criterion: torch.nn.Module
@@ -52,21 +55,37 @@ class Trainer:
     grad_clip: Optional[float] = None
     max_nonfinite: int = 10
     channels_last: bool = False
+    hooks: Sequence = ()
     state: TrainState = field(default_factory=TrainState)
-    hooks: List[Callable] = field(default_factory=list)
-    on_step: Optional[Callable] = None      # on_step(iteration, scalars, data_time, step_time)
-    on_nonfinite_stop: Optional[Callable] = None
+    loss_weights: Optional[Dict[str, float]] = None
     last_scalars: Dict[str, float] = field(default_factory=dict)
+    _nonfinite_error: Optional[str] = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.loss_weights is None:
+            self.loss_weights = dict(getattr(self.criterion, "loss_weights", {}))
 
     def train(self) -> TrainState:
         """Loop until ``max_iter`` or a stop request; returns the final state."""
         self.model.train()
-        with _stop_on_signals(self.state):
-            while self.state.iteration < self.max_iter and self.state.stop_reason is None:
-                self.run_step()
-                for hook in self.hooks:
-                    hook(self)
+        self._call("before_train")
+        try:
+            with _stop_on_signals(self.state):
+                while self.state.iteration < self.max_iter and self.state.stop_reason is None:
+                    self._call("before_step")
+                    self._call("after_step" if self.run_step() else "after_skipped_step")
+        except BaseException:
+            self.state.crashed = True
+            raise
+        finally:
+            self._call("after_train")
+        if self._nonfinite_error is not None:
+            raise YolactError(self._nonfinite_error)
         return self.state
+
+    def _call(self, moment: str) -> None:
+        for hook in self.hooks:
+            getattr(hook, moment)(self)
 
     def _next_batch(self):
         images, targets = next(self.batches)
@@ -77,8 +96,11 @@ class Trainer:
                    for t in targets]
         return images, targets
 
-    def run_step(self) -> None:
-        """One iteration: lr, forward, loss, non-finite check, backward, clip, step."""
+    def run_step(self) -> bool:
+        """One iteration: lr, forward, loss, non-finite check, backward, clip, step.
+
+        Returns whether a step was taken (False: a non-finite loss, skipped).
+        """
         iteration = self.state.iteration
         start = time.perf_counter()
         images, targets = self._next_batch()
@@ -86,7 +108,7 @@ class Trainer:
         lr = self.lr_at(iteration)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with autocast_context(self.device, self.amp):
+        with autocast(self.device, self.amp):
             outputs = self.model(images)
         outputs = {k: v.float() for k, v in outputs.items()}  # the loss always runs in float32
         losses = self.criterion(outputs, targets)
@@ -95,16 +117,17 @@ class Trainer:
         finite_everywhere = all_reduce_mean(torch.isfinite(total.detach()).float()) == 1  # ranks must agree
         if not finite_everywhere:
             self._handle_nonfinite(iteration, losses, targets)
-            return
+            return False
         self.state.nonfinite_streak = 0
         self._backward_and_step(total)
         self.state.iteration += 1
         logged = all_reduce_mean(torch.stack([v.detach() for v in losses.values()] + [total.detach()]))
         scalars = dict(zip(list(losses) + ["loss_total"], logged.tolist()))  # mean over ranks
-        scalars["lr"] = lr
+        scalars.update({f"unweighted/{name}": scalars[name] / weight
+                        for name, weight in self.loss_weights.items() if name in losses and weight})
+        scalars.update(lr=lr, data_time=data_time, step_time=time.perf_counter() - start)
         self.last_scalars = scalars
-        if self.on_step is not None:
-            self.on_step(iteration, scalars, data_time, time.perf_counter() - start)
+        return True
 
     def _backward_and_step(self, total: torch.Tensor) -> None:
         if self.scaler is not None:
@@ -129,10 +152,9 @@ class Trainer:
                        f"({self.state.nonfinite_streak}/{self.max_nonfinite} in a row)")
         if self.state.nonfinite_streak >= self.max_nonfinite:
             self.state.stop_reason = "nonfinite"
-            if self.on_nonfinite_stop is not None:
-                self.on_nonfinite_stop(self)
-            raise YolactError(f"training stopped at iteration {iteration}: {self.max_nonfinite} non-finite losses in "
-                              f"a row (last: {terms}; image ids {image_ids}); the last good state is saved")
+            self._nonfinite_error = (f"training stopped at iteration {iteration}: {self.max_nonfinite} non-finite "
+                                     f"losses in a row (last: {terms}; image ids {image_ids}); the last good state "
+                                     f"is saved")
 
 
 @contextlib.contextmanager

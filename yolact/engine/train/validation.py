@@ -1,5 +1,6 @@
-"""Validation during training: the evaluator of eval.py, plus pictures for TensorBoard."""
+"""Validation during training: the evaluator of eval.py as a hook, plus pictures for TensorBoard."""
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -7,26 +8,68 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["make_evaluate_fn", "make_visualize_fn"]
+from yolact.engine.train.hooks import HookBase, unwrap
+
+__all__ = ["ValidationResult", "ValidationHook", "make_evaluate_fn", "make_visualize_fn"]
 
 logger = logging.getLogger("yolact")
 
 
-def make_evaluate_fn(postprocessor, val_loader, val_set, device: torch.device,
-                     max_images: Optional[int]) -> Callable[[torch.nn.Module], Dict[str, float]]:
-    """``evaluate(model) -> {"bbox/AP": ..., "segm/AP": ...}`` with pycocotools' COCOeval.
+@dataclass
+class ValidationResult:
+    """One validation: COCO metrics ("bbox/AP", "segm/AP", ...), the COCOeval summary text with
+    the per-class table, and (3,H,W) uint8 RGB pictures of predictions."""
+    iteration: int
+    metrics: Dict[str, float]
+    summary: str = ""
+    images: List[np.ndarray] = field(default_factory=list)
 
-    The returned function keeps the last COCOeval summary text in ``evaluate.last_summary``.
+
+class ValidationHook(HookBase):
+    """Every ``interval`` iterations (and once at the end when ``final``): evaluate and draw.
+
+    The result goes to ``trainer.state.validation``, where later hooks (best checkpoint,
+    monitor) and the launcher read it. The final evaluation runs only when training reached
+    ``max_iter`` (not after a stop or an error).
+
+    Args:
+        evaluate: ``evaluate(model) -> (metrics, summary text)``.
+        visualize: ``visualize(model) -> [(3,H,W) uint8 RGB]``.
     """
+
+    def __init__(self, *, interval: int, evaluate: Callable, visualize: Callable[[torch.nn.Module], list],
+                 final: bool = True):
+        self.interval, self.evaluate, self.visualize, self.final = interval, evaluate, visualize, final
+
+    def run(self, trainer) -> ValidationResult:
+        """Validate the bare model now; the model is back in training mode afterwards."""
+        model = unwrap(trainer.model)
+        metrics, summary = self.evaluate(model)
+        result = ValidationResult(trainer.state.iteration, metrics, summary, self.visualize(model))
+        model.train()
+        trainer.state.validation = result
+        return result
+
+    def after_step(self, trainer) -> None:
+        iteration = trainer.state.iteration
+        if self.interval and iteration % self.interval == 0 and iteration < trainer.max_iter:
+            self.run(trainer)
+
+    def after_train(self, trainer) -> None:
+        state = trainer.state
+        if self.final and not state.crashed and state.stop_reason is None and state.iteration >= trainer.max_iter:
+            self.run(trainer)
+
+
+def make_evaluate_fn(postprocessor, val_loader, val_set, device: torch.device, max_images: Optional[int]) -> Callable:
+    """``evaluate(model) -> ({"bbox/AP": ..., "segm/AP": ...}, summary text)`` with pycocotools' COCOeval."""
     from yolact.engine.evaluation.evaluator import evaluate as run_evaluation
 
-    def evaluate(model: torch.nn.Module) -> Dict[str, float]:
+    def evaluate(model: torch.nn.Module):
         result = run_evaluation(model, postprocessor, val_loader, val_set, device=device, max_images=max_images,
                                 progress=False)
-        evaluate.last_summary = result.summary_text + "\n" + result.per_class_table
-        return dict(result.metrics)
+        return dict(result.metrics), result.summary_text + "\n" + result.per_class_table
 
-    evaluate.last_summary = ""
     return evaluate
 
 

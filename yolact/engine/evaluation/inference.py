@@ -1,0 +1,24 @@
+"""The network and the post-processor on one batch: what evaluation, pictures and videos share."""
+from typing import List, Tuple
+
+import torch
+
+from yolact.engine.runtime import autocast
+
+__all__ = ["predict_batch"]
+
+
+def predict_batch(model: torch.nn.Module, postprocessor, images: torch.Tensor,
+                  image_sizes: List[Tuple[int, int]], *, device: torch.device, mask_format: str,
+                  amp: str = "off") -> List[dict]:
+    """Network + post-processing of images (N,3,S,S) float; the caller sets eval mode and no_grad.
+
+    ``amp`` ("off", "bf16", "fp16") autocasts the network. Returns the post-processor's
+    per-image dicts at ``image_sizes`` [(h, w)] (see its contract).
+    """
+    with autocast(device, amp):
+        outputs = model(images.to(device))
+    # post-processing runs in float32 whatever the autocast dtype
+    outputs = {key: value.float() if torch.is_tensor(value) and value.is_floating_point() else value
+               for key, value in outputs.items()}
+    return postprocessor(outputs, image_sizes, mask_format=mask_format)
