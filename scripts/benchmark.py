@@ -7,6 +7,7 @@
     python scripts/benchmark.py data    # loading + augmentation images/s with 0, 1, 2 workers
 """
 import argparse
+import dataclasses
 import json
 import platform
 import sys
@@ -40,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--config", default="shapes", help="dataset config for the data / train-with-data runs")
     parser.add_argument("--json", help="write the results here (default: runs/benchmark/<command>.json)")
+    parser.add_argument("--candidates", metavar="PATH",
+                        help="nms: candidates .pth, e.g. the reference's fastnms.pth fixture (default: seeded random)")
     return parser
 
 
@@ -57,7 +60,9 @@ def config_for(args, num_classes=None):
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    from yolact.benchmarks.options import BenchmarkOptions
+
+    args = BenchmarkOptions(**vars(build_parser().parse_args(argv)))
     if args.threads:
         torch.set_num_threads(args.threads)
     from yolact.engine.runtime import select_device
@@ -74,7 +79,7 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"command": args.command, "device": str(device), "threads": torch.get_num_threads(),
                                "torch": torch.__version__, "machine": platform.machine(),
-                               "args": {k: v for k, v in vars(args).items() if k != "json"},
+                               "args": {k: v for k, v in dataclasses.asdict(args).items() if k != "json"},
                                "rows": rows, "notes": notes}, indent=2))
     print(f"written to {out}")
     return 0

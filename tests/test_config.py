@@ -66,28 +66,26 @@ def test_int_accepted_for_float_not_for_bool():
         load_config("coco", ["train.batch_size=true"])
 
 
-def test_unknown_key_names_file_and_suggests(tmp_path):
-    bad = write(tmp_path / "bad.yaml", "_base_: coco.yaml\ntrain:\n  learning_rat: 0.1\n  lrr: 1\n")
+@pytest.mark.parametrize("text, message", [
+    ("train:\n  learning_rat: 0.1\n  lrr: 1\n", "unknown key 'train.learning_rat'"),
+    ("train:\n  lrr: 1\n", "unknown key 'train.lrr' (did you mean 'train.lr'?)"),
+    ("model:\n  input_size: big\n", "key 'model.input_size' must be int, got 'big'"),
+])
+def test_bad_key_in_file_names_file_key_and_suggestion(tmp_path, text, message):
+    bad = write(tmp_path / "bad.yaml", "_base_: coco.yaml\n" + text)
     with pytest.raises(ConfigError) as error:
         load_config(str(bad))
-    assert str(error.value) == f"{bad.resolve()}: unknown key 'train.learning_rat'"
-    bad.write_text("_base_: coco.yaml\ntrain:\n  lrr: 1\n")
-    with pytest.raises(ConfigError) as error:
-        load_config(str(bad))
-    assert str(error.value) == f"{bad.resolve()}: unknown key 'train.lrr' (did you mean 'train.lr'?)"
-    with pytest.raises(ConfigError, match=r"unknown key 'modle' \(did you mean 'model'\?\)"):
-        load_config("coco", ["modle.input_size=3"])
+    assert str(error.value) == f"{bad.resolve()}: {message}"
 
 
-def test_wrong_type_names_file_and_key(tmp_path):
-    bad = write(tmp_path / "bad.yaml", "_base_: coco.yaml\nmodel:\n  input_size: big\n")
-    with pytest.raises(ConfigError) as error:
-        load_config(str(bad))
-    assert str(error.value) == f"{bad.resolve()}: key 'model.input_size' must be int, got 'big'"
-    with pytest.raises(ConfigError, match=r"key 'postprocess.nms' must be one of \['fast', 'cross_class', 'standard'\], got 'slow'"):
-        load_config("coco", ["postprocess.nms=slow"])
-    with pytest.raises(ConfigError, match=r"key 'train' must be a mapping, got 3"):
-        load_config("coco", ["train=3"])
+@pytest.mark.parametrize("override, pattern", [
+    ("modle.input_size=3", r"unknown key 'modle' \(did you mean 'model'\?\)"),
+    ("postprocess.nms=slow", r"key 'postprocess.nms' must be one of \['fast', 'cross_class', 'standard'\], got 'slow'"),
+    ("train=3", r"key 'train' must be a mapping, got 3"),
+])
+def test_bad_override_names_key(override, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        load_config("coco", [override])
 
 
 def test_yaml_syntax_error_names_file_and_line(tmp_path):

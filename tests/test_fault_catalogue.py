@@ -47,18 +47,6 @@ def only_error(capsys) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("name, text, message", [
-    ("bad_yaml.yaml", "train: [unclosed\n", "YAML syntax error"),
-    ("unknown_key.yaml", "train:\n  max_iters: 3\n", "unknown key 'train.max_iters' (did you mean 'train.max_iter'?)"),
-    ("wrong_type.yaml", "model:\n  input_size: [1, 2]\n", "key 'model.input_size' must be int, got [1, 2]"),
-])
-def test_bad_config_files(tmp_path, capsys, name, text, message):
-    (tmp_path / name).write_text(text)
-    assert train.main(["--config", str(tmp_path / name)]) == 2
-    line = only_error(capsys)
-    assert name in line and message in line
-
-
 def test_missing_dataset_folder(dataset, tmp_path, capsys):
     shutil.rmtree(dataset / "train")
     assert run(dataset, tmp_path) == 2

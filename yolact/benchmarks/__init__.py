@@ -3,10 +3,13 @@ from typing import Callable, List, Tuple
 
 import torch
 
-__all__ = ["run_benchmark"]
+from yolact.benchmarks.options import BenchmarkOptions
+
+__all__ = ["BenchmarkOptions", "run_benchmark"]
 
 
-def run_benchmark(command: str, args, device: torch.device, config_for: Callable) -> Tuple[List[dict], List[str], List[str]]:
+def run_benchmark(command: str, args: BenchmarkOptions, device: torch.device,
+                  config_for: Callable) -> Tuple[List[dict], List[str], List[str]]:
     """Dispatch one sub-command; ``config_for(args, num_classes=None)`` builds its config."""
     if command == "nms":
         from yolact.benchmarks.nms_bench import bench_nms as bench

@@ -1,25 +1,27 @@
 """Fast NMS (per class, cross class) against torchvision's batched_nms on the same candidates."""
 from pathlib import Path
+from typing import Optional
 
 import torch
 
+from yolact.errors import YolactError
 from yolact.postprocess.fast_nms import cross_class_fast_nms, fast_nms
 from yolact.postprocess.standard_nms import standard_nms
 from yolact.utils.timing import time_interleaved_median_ms
 
 __all__ = ["bench_nms", "load_candidates"]
 
-FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "reference" / "fastnms.pth"
-
-
-def load_candidates(num_candidates: int, num_classes: int, generator: torch.Generator):
-    """The reference's 6660 x 80 candidates when its fixture is present, else seeded random ones.
+def load_candidates(num_candidates: int, num_classes: int, generator: torch.Generator, path: Optional[str] = None):
+    """The candidates in ``path`` (a .pth holding ``{"candidates": {boxes, scores, masks}}``, such as
+    the reference's 6660 x 80 fastnms.pth fixture), else seeded random ones.
 
     Returns boxes (N,4) relative xyxy, scores (C,N) class probabilities, coefficients (N,32), source.
     """
-    if FIXTURE.is_file() and num_candidates == 6660 and num_classes == 80:
-        candidates = torch.load(FIXTURE, weights_only=True)["candidates"]
-        return candidates["boxes"], candidates["scores"], candidates["masks"], "reference fixture"
+    if path is not None:
+        if not Path(path).is_file():
+            raise YolactError(f"{path}: candidates file not found")
+        candidates = torch.load(Path(path), weights_only=True)["candidates"]
+        return candidates["boxes"], candidates["scores"], candidates["masks"], f"{Path(path).name}"
     corners = torch.rand(num_candidates, 2, generator=generator) * 0.8
     boxes = torch.cat([corners, corners + 0.02 + torch.rand(num_candidates, 2, generator=generator) * 0.2], dim=1)
     logits = torch.randn(num_classes + 1, num_candidates, generator=generator) * 2.0
@@ -36,7 +38,7 @@ def _keys(result):
 def bench_nms(args, device, config_for):
     generator = torch.Generator().manual_seed(0)
     num_candidates = 6660 if args.size == 550 else max(16, 6660 * args.size ** 2 // 550 ** 2)
-    boxes, scores, coeffs, source = load_candidates(num_candidates, args.classes, generator)
+    boxes, scores, coeffs, source = load_candidates(num_candidates, args.classes, generator, args.candidates)
     boxes, scores, coeffs = boxes.to(device), scores.to(device), coeffs.to(device)
     methods = {
         "fast (per class)": lambda: fast_nms(boxes, scores, coeffs, iou_threshold=0.5, top_k=200, max_detections=100),
