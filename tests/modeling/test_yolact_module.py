@@ -1,6 +1,7 @@
 """The composed model: output contract, dense-head layout, init, BN freezing, dtype/device."""
 import math
 
+import pytest
 import torch
 from torch import nn
 
@@ -90,3 +91,37 @@ def test_anchors_and_outputs_follow_dtype_and_device():
     assert torch.equal(outputs["anchors"].float(), float_anchors)
     meta_outputs = _small_model().to("meta").eval()(torch.empty(1, 3, 64, 64, device="meta"))
     assert all(value.device.type == "meta" for value in meta_outputs.values())
+
+
+class _TinyBackbone(nn.Module):
+    """A stand-in backbone: three strided convs, C3/C4/C5 of 8, 12 and 16 channels."""
+
+    def __init__(self):
+        super().__init__()
+        self.out_channels = (8, 12, 16)
+        self.stem = nn.Conv2d(3, 8, 3, stride=8, padding=1)
+        self.c4 = nn.Conv2d(8, 12, 3, stride=2, padding=1)
+        self.c5 = nn.Conv2d(12, 16, 3, stride=2, padding=1)
+
+    def forward(self, images):
+        c3 = self.stem(images)
+        c4 = self.c4(c3)
+        return [c3, c4, self.c5(c4)]
+
+
+def test_any_backbone_with_out_channels_plugs_in():
+    model = _small_model(backbone=_TinyBackbone())
+    outputs = model.eval()(torch.randn(1, 3, 64, 64))
+    assert outputs["cls_logits"].shape == (1, 3 * (8 * 8 + 4 * 4 + 2 * 2 + 1 + 1), 6)
+    assert [conv.in_channels for conv in model.fpn.lateral_convs] == [8, 12, 16]
+
+
+def test_backbone_names_map_to_builders():
+    from yolact.errors import YolactError
+    from yolact.modeling.backbone import BACKBONES, ResNetBackbone, build_backbone
+
+    assert sorted(BACKBONES) == ["basic", "bottleneck"]
+    resnet = build_backbone("basic", layers=(1, 1, 1, 1), pretrained=None)
+    assert isinstance(resnet, ResNetBackbone) and resnet.out_channels == (128, 256, 512)
+    with pytest.raises(YolactError, match=r"^unknown backbone 'dcn': expected one of \['basic', 'bottleneck'\]$"):
+        build_backbone("dcn", layers=(1, 1, 1, 1), pretrained=None)

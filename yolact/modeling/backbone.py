@@ -1,7 +1,8 @@
 """ResNet backbone: torchvision's ResNet without its classifier, returning C3, C4, C5 (SPEC §1)."""
+import functools
 import logging
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -10,7 +11,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from yolact.errors import YolactError
 
-__all__ = ["ResNetBackbone", "load_backbone_weights", "imagenet_arch_name"]
+__all__ = ["BACKBONES", "build_backbone", "ResNetBackbone", "load_backbone_weights", "imagenet_arch_name"]
 
 logger = logging.getLogger("yolact")
 
@@ -165,3 +166,27 @@ def _load_non_strict(backbone: ResNetBackbone, state: Dict[str, torch.Tensor], s
         logger.warning(f"{source}: {len(missing)} backbone tensors not in the file keep their default init "
                        f"(first: {missing[0]})")
     logger.info(f"backbone initialised from {source}")
+
+
+def build_resnet(*, block: str, layers: Sequence[int], pretrained: Optional[str]) -> ResNetBackbone:
+    """A :class:`ResNetBackbone` initialised as ``pretrained`` says (see :func:`load_backbone_weights`)."""
+    backbone = ResNetBackbone(block=block, layers=layers)
+    load_backbone_weights(backbone, pretrained)
+    return backbone
+
+
+# Backbone name (``model.backbone.block``) -> ``builder(layers=..., pretrained=...)``. A builder
+# returns a module whose forward maps images [N,3,H,W] to [C3, C4, C5] (strides 8, 16, 32) and
+# whose ``out_channels`` gives their channels; a new backbone is one entry here (and its name in
+# the config schema's ``BackboneConfig.block``).
+BACKBONES: Dict[str, Callable[..., nn.Module]] = {
+    "bottleneck": functools.partial(build_resnet, block="bottleneck"),
+    "basic": functools.partial(build_resnet, block="basic"),
+}
+
+
+def build_backbone(name: str, *, layers: Sequence[int], pretrained: Optional[str]) -> nn.Module:
+    """The backbone ``name`` of :data:`BACKBONES`; an unknown name raises YolactError."""
+    if name not in BACKBONES:
+        raise YolactError(f"unknown backbone {name!r}: expected one of {sorted(BACKBONES)}")
+    return BACKBONES[name](layers=layers, pretrained=pretrained)

@@ -6,7 +6,7 @@ from torch import nn
 
 from yolact.errors import YolactError
 from yolact.modeling.anchors import AnchorGenerator
-from yolact.modeling.backbone import ResNetBackbone, load_backbone_weights
+from yolact.modeling.backbone import build_backbone
 from yolact.modeling.fpn import FPN
 from yolact.modeling.head import PredictionHead
 from yolact.modeling.protonet import Protonet
@@ -36,9 +36,12 @@ class Yolact(nn.Module):
 
     A = 19248 at 550 with 3 anchors per cell; C foreground classes; k prototypes.
     The same keys (minus ``semseg_logits``) are returned in eval mode.
+
+    ``backbone`` is any module mapping images to [C3, C4, C5] (strides 8, 16, 32) whose
+    ``out_channels`` gives their channels (the FPN's ``in_channels``).
     """
 
-    def __init__(self, *, backbone: ResNetBackbone, fpn: FPN, protonet: Protonet, head: PredictionHead,
+    def __init__(self, *, backbone: nn.Module, fpn: FPN, protonet: Protonet, head: PredictionHead,
                  semseg_head: SemanticHead, anchor_generator: AnchorGenerator):
         super().__init__()
         self.backbone, self.fpn, self.protonet = backbone, fpn, protonet
@@ -94,12 +97,13 @@ def make_yolact(*, num_classes: int = 80, block: str = "bottleneck", layers: Seq
                 fpn_channels: int = 256, proto_channels: int = 256, head_channels: int = 256,
                 num_prototypes: int = 32, anchor_scales: Sequence[float] = (24, 48, 96, 192, 384),
                 anchor_aspect_ratios: Sequence[float] = (1.0, 0.5, 2.0), use_square_anchors: bool = True,
-                pretrained: Optional[str] = None) -> Yolact:
+                pretrained: Optional[str] = None, backbone: Optional[nn.Module] = None) -> Yolact:
     """YOLACT with yolact_base defaults (ResNet-101, 256-channel FPN, k = 32, 550 anchors).
 
     Args:
         num_classes: foreground classes C (the class layer predicts C+1, semseg C).
-        block, layers: the ResNet (see :class:`ResNetBackbone`).
+        block, layers: the backbone's name in ``BACKBONES`` and its blocks per stage (ResNets:
+            see :class:`~yolact.modeling.backbone.ResNetBackbone`).
         fpn_channels, proto_channels, head_channels: widths of the FPN levels, the protonet's
             3x3 convs and the head's upfeature conv.
         num_prototypes: k.
@@ -107,13 +111,15 @@ def make_yolact(*, num_classes: int = 80, block: str = "bottleneck", layers: Seq
         anchor_aspect_ratios: aspect ratios per cell, in order.
         use_square_anchors: the reference's square-anchor quirk (default on, SPEC §4).
         pretrained: backbone init: None, "imagenet" or a local file (see ``load_backbone_weights``).
+        backbone: a ready backbone module (with ``out_channels``) used instead of ``block``,
+            ``layers`` and ``pretrained``.
     """
     if num_classes < 1:
         raise YolactError(f"num_classes must be >= 1, got {num_classes}")
     if len(anchor_scales) != 5:
         raise YolactError(f"anchor_scales needs one scale per level P3..P7 (5), got {list(anchor_scales)}")
-    backbone = ResNetBackbone(block=block, layers=layers)
-    load_backbone_weights(backbone, pretrained)
+    if backbone is None:
+        backbone = build_backbone(block, layers=layers, pretrained=pretrained)
     anchor_generator = AnchorGenerator(scales_per_level=[(scale,) for scale in anchor_scales],
                                        aspect_ratios=anchor_aspect_ratios,
                                        use_square_anchors=use_square_anchors)
