@@ -113,7 +113,7 @@ class Checkpointer(HookBase):
 class BestCheckpointer(HookBase):
     """Keeps ``best.pth``: the weights of the best validation mask AP (``trainer.state.validation``).
 
-    Place it after the :class:`~yolact.engine.train.validation.ValidationHook` in the list.
+    Place it after the :class:`~yolact.engine.train.validation_hook.ValidationHook` in the list.
     """
 
     def __init__(self, checkpointer: Checkpointer):

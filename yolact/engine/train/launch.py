@@ -15,7 +15,7 @@ from yolact.engine.train.hooks import BestCheckpointer, Checkpointer
 from yolact.engine.train.monitor import TrainMonitor
 from yolact.engine.train.run_folder import find_resume_checkpoint, new_run_folder
 from yolact.engine.train.trainer import TrainState, Trainer
-from yolact.engine.train.validation import ValidationHook, make_evaluate_fn, make_visualize_fn
+from yolact.engine.train.validation_hook import ValidationHook, make_evaluate_fn, make_visualize_fn
 from yolact.errors import YolactError
 from yolact.optimize.nchw_backward_conv import to_channels_last_for_training
 from yolact.utils.distributed import barrier, cleanup_distributed, init_distributed

@@ -25,7 +25,7 @@ class TrainState:
     best_mask_ap: float = -1.0         # best validation mask AP so far
     stop_reason: Optional[str] = None  # set by a signal, the non-finite policy or a hook
     crashed: bool = False              # an exception left the loop (hooks' after_train still run)
-    validation: Optional[Any] = None   # the last ValidationResult (train/validation.py), if any
+    validation: Optional[Any] = None   # the last ValidationResult (train/validation_hook.py), if any
 
 
 @dataclass
