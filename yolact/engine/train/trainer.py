@@ -59,7 +59,7 @@ class Trainer:
     state: TrainState = field(default_factory=TrainState)
     loss_weights: Optional[Dict[str, float]] = None
     last_scalars: Dict[str, float] = field(default_factory=dict)
-    _nonfinite_error: Optional[str] = field(default=None, repr=False)
+    _nonfinite_error: Optional[str] = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         if self.loss_weights is None:
