@@ -49,3 +49,29 @@ def test_each_subcommand_prints_a_table_and_writes_json(command, columns, rows, 
     for row in result["rows"]:
         assert all(column in row for column in columns)
         assert all(value > 0 for key, value in row.items() if key.endswith("_ms"))
+
+
+def test_benchmark_options_defaults_are_the_parsers():
+    from yolact.benchmarks.options import BenchmarkOptions
+
+    parsed = load_script().build_parser().parse_args(["nms"])
+    assert BenchmarkOptions(**vars(parsed)) == BenchmarkOptions(command="nms", overrides=[])
+
+
+def test_nms_candidates_file_is_an_argument(tmp_path, capsys):
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    candidates = {"boxes": torch.tensor([[0.1, 0.1, 0.5, 0.5], [0.12, 0.1, 0.5, 0.52], [0.6, 0.6, 0.9, 0.9]]),
+                  "scores": torch.tensor([[0.9, 0.8, 0.7], [0.1, 0.1, 0.2]]),
+                  "masks": torch.rand(3, 32, generator=generator)}
+    torch.save({"candidates": candidates}, tmp_path / "candidates.pth")
+    out = tmp_path / "nms.json"
+    args = ["nms", "--classes", "2", "--repeats", "2", "--warmup", "1", "--candidates", str(tmp_path / "candidates.pth"),
+            "--json", str(out)]
+    assert load_script().main(args) == 0
+    result = json.loads(out.read_text())
+    # boxes 0 and 1 overlap (IoU 0.91): per class, class 0 keeps boxes 0 and 2, class 1 keeps box 2 and one of
+    # the tied 0 and 1; cross class, each box's best class, box 1 goes
+    assert [row["detections"] for row in result["rows"]] == [4, 2, 4]
+    assert "candidates.pth candidates: 3 anchors x 2 classes" in result["notes"][0]

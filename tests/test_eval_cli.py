@@ -126,3 +126,10 @@ def test_bad_inputs_exit_2_with_one_line(trained, tmp_path, capsys):
     assert eval_cli.main(["--weights", weights, "--images", f"{tmp_path / 'absent'}:{tmp_path / 'o'}",
                           "--device", "cpu"]) == 2
     assert "absent" in error_line(capsys)
+
+
+def test_eval_options_defaults_are_the_parsers():
+    from yolact.engine.evaluation.eval_app import EvalOptions
+
+    assert EvalOptions(**vars(eval_cli.build_parser().parse_args(["--weights", "w.pth"]))) == \
+        EvalOptions(weights="w.pth", overrides=[])

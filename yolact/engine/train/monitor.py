@@ -3,7 +3,7 @@ import csv
 import logging
 from collections import deque
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -109,10 +109,10 @@ class TrainMonitor(HookBase):
     def _write_csv(self, row: Dict[str, float]) -> None:
         path = self.run_dir / "metrics.csv"
         if self.csv_writer is None:
-            new_file = not path.exists()
+            header = _csv_header(path)  # a resumed run keeps the columns of its file
             self.csv_file = open(path, "a", newline="")
-            self.csv_writer = csv.DictWriter(self.csv_file, fieldnames=list(row), extrasaction="ignore")
-            if new_file:
+            self.csv_writer = csv.DictWriter(self.csv_file, fieldnames=header or list(row), extrasaction="ignore")
+            if not header:
                 self.csv_writer.writeheader()
         self.csv_writer.writerow(row)
         self.csv_file.flush()
@@ -139,3 +139,11 @@ class TrainMonitor(HookBase):
         self.logger.removeHandler(self._file_handler)
         self._file_handler.close()
         self.writer = None
+
+
+def _csv_header(path: Path) -> List[str]:
+    """The column names of an existing csv file (empty when there is none)."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        return next(csv.reader(handle), [])
