@@ -59,7 +59,7 @@ def config_for(args, num_classes=None):
     return with_num_classes(load_config(args.config, overrides), num_classes or args.classes)
 
 
-def main(argv=None) -> int:
+def _main(argv) -> int:
     from yolact.benchmarks.options import BenchmarkOptions
 
     args = BenchmarkOptions(**vars(build_parser().parse_args(argv)))
@@ -83,6 +83,12 @@ def main(argv=None) -> int:
                                "rows": rows, "notes": notes}, indent=2))
     print(f"written to {out}")
     return 0
+
+
+def main(argv=None) -> int:
+    from yolact.entry import run_entry_point
+
+    return run_entry_point(_main, argv)
 
 
 if __name__ == "__main__":

@@ -75,3 +75,8 @@ def test_nms_candidates_file_is_an_argument(tmp_path, capsys):
     # the tied 0 and 1; cross class, each box's best class, box 1 goes
     assert [row["detections"] for row in result["rows"]] == [4, 2, 4]
     assert "candidates.pth candidates: 3 anchors x 2 classes" in result["notes"][0]
+
+
+def test_missing_candidates_file_is_one_line_and_exit_2(tmp_path, capsys):
+    assert load_script().main(["nms", "--candidates", str(tmp_path / "nope.pth")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'nope.pth'}: candidates file not found\n"
