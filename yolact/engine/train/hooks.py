@@ -13,11 +13,13 @@ A hook is called by :class:`~yolact.engine.train.trainer.Trainer` in this order:
 Hooks run in the order of the trainer's list. A hook may ask the loop to stop by setting
 ``trainer.state.stop_reason`` (the loop checks it before each step). A time budget plans in
 ``before_train`` and checks in ``before_step``; an EMA of the weights updates in ``after_step``.
+A hook whose ``state_dict()`` is not empty has it saved in the checkpoint (key ``hooks``, by class
+name; plain containers and tensors only) and handed back to ``load_state_dict`` on resume.
 """
 import logging
 import os
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 
@@ -25,7 +27,7 @@ from yolact.config import Config, config_to_dict
 from yolact.engine.checkpoint import CHECKPOINT_FORMAT, capture_rng_state, save_atomic
 from yolact.engine.train.run_folder import LAST_CHECKPOINT
 
-__all__ = ["HookBase", "Checkpointer", "BestCheckpointer", "unwrap"]
+__all__ = ["HookBase", "Checkpointer", "BestCheckpointer", "hook_states", "unwrap"]
 
 logger = logging.getLogger("yolact")
 
@@ -53,6 +55,19 @@ class HookBase:
     def after_train(self, trainer) -> None:
         pass
 
+    def state_dict(self) -> Dict[str, Any]:
+        """What this hook needs to continue a resumed run (empty: nothing)."""
+        return {}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        pass
+
+
+def hook_states(hooks) -> Dict[str, Dict[str, Any]]:
+    """``{class name: state_dict()}`` of the hooks that have a state."""
+    states = {type(hook).__name__: hook.state_dict() for hook in hooks}
+    return {name: state for name, state in states.items() if state}
+
 
 class Checkpointer(HookBase):
     """Builds and writes training checkpoints to ``run_dir/weights/``.
@@ -75,7 +90,7 @@ class Checkpointer(HookBase):
 
     def payload(self, trainer, metrics: Optional[Dict[str, float]] = None) -> Dict:
         state = trainer.state
-        return {
+        payload = {
             "format": CHECKPOINT_FORMAT,
             "model": unwrap(trainer.model).state_dict(),
             "optimizer": trainer.optimizer.state_dict(),
@@ -88,6 +103,10 @@ class Checkpointer(HookBase):
             "category_ids": list(self.category_ids),
             "metrics": dict(metrics or {}),
         }
+        states = hook_states(trainer.hooks)
+        if states:
+            payload["hooks"] = states
+        return payload
 
     def save(self, trainer, name: str = LAST_CHECKPOINT, metrics=None) -> Optional[Path]:
         """Write ``weights/<name>`` (and refresh last.pth when ``name`` is another file)."""

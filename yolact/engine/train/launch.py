@@ -79,6 +79,8 @@ def _train(config, config_name, run_name, resume, overrides, final_eval, dist_in
         raise YolactError(f"train.batch_size={train_cfg.batch_size} is not divisible by {dist_info.world_size} processes")
     run_dir = _run_dir(config, config_name, run_name, checkpoint, dist_info.is_main)
     hooks = _make_hooks(config, run_dir, train_set, val_set, device, dist_info.is_main, final_eval)
+    for hook in hooks if checkpoint is not None else ():
+        hook.load_state_dict(checkpoint.get("hooks", {}).get(type(hook).__name__, {}))
     trainer = _make_trainer(config, checkpoint, device, dist_info, train_set, hooks)
     state = trainer.train()
     if state.stop_reason is not None:

@@ -1,0 +1,65 @@
+"""Checkpoint hooks with a stub trainer: periodic and last saves, best.pth from validation, hook states."""
+import pytest
+
+from tests.engine.train.test_trainer import make_trainer
+from yolact.config import load_config
+from yolact.engine.checkpoint import load_checkpoint
+from yolact.engine.train.hooks import BestCheckpointer, Checkpointer, HookBase
+from yolact.engine.train.validation_hook import ValidationHook
+
+
+class Counter(HookBase):
+    """A hook with a state: the steps it has seen, kept across a resume."""
+
+    def __init__(self):
+        self.steps = 0
+
+    def after_step(self, trainer):
+        self.steps += 1
+
+    def state_dict(self):
+        return {"steps": self.steps}
+
+    def load_state_dict(self, state):
+        self.steps = state.get("steps", 0)
+
+
+def checkpointer(run_dir, save_interval=2):
+    return Checkpointer(run_dir, config=load_config("shapes"), class_names=["a"], category_ids=[1],
+                        save_interval=save_interval)
+
+
+def test_periodic_last_and_best_checkpoints_with_hook_state(tmp_path):
+    (tmp_path / "weights").mkdir()
+    saver, counter = checkpointer(tmp_path), Counter()
+    aps = iter([0.5, 0.25, 0.75])  # validations at iterations 1, 2 and the final one at 3
+    validation = ValidationHook(interval=1, evaluate=lambda model: ({"segm/AP": next(aps)}, "summary"),
+                                visualize=lambda model: [])
+    trainer = make_trainer(hooks=[saver, validation, BestCheckpointer(saver), counter], max_iter=3, lr=0.0)
+    state = trainer.train()
+    assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == ["best.pth", "iter_0000002.pth", "last.pth"]
+    best, last = load_checkpoint(tmp_path / "weights" / "best.pth"), load_checkpoint(tmp_path / "weights" / "last.pth")
+    assert (best["iteration"], best["best_mask_ap"], best["metrics"]) == (3, 0.75, {"segm/AP": 0.75})
+    assert (last["iteration"], last["hooks"]) == (3, {"Counter": {"steps": 3}})
+    assert set(last) == {"format", "model", "optimizer", "scaler", "iteration", "best_mask_ap", "rng", "config",
+                         "class_names", "category_ids", "metrics", "hooks"}
+    assert (state.validation.iteration, state.validation.summary, state.best_mask_ap) == (3, "summary", 0.75)
+    resumed = Counter()
+    resumed.load_state_dict(last["hooks"]["Counter"])
+    assert resumed.steps == 3
+
+
+def test_no_hook_state_no_hooks_key_and_no_save_after_an_error(tmp_path):
+    (tmp_path / "weights").mkdir()
+    saver = checkpointer(tmp_path, save_interval=0)
+    make_trainer(hooks=[saver], max_iter=1).train()
+    assert "hooks" not in load_checkpoint(tmp_path / "weights" / "last.pth")
+
+    class Boom(HookBase):
+        def after_step(self, trainer):
+            raise RuntimeError("boom")
+
+    (tmp_path / "weights" / "last.pth").unlink()
+    with pytest.raises(RuntimeError, match="boom"):
+        make_trainer(hooks=[Boom(), saver], max_iter=1).train()
+    assert not (tmp_path / "weights" / "last.pth").exists()
