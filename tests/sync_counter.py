@@ -99,9 +99,7 @@ class _HostCopyCounter(TorchFunctionMode):
 class SyncCounter:
     """Context manager: ``count`` is the number of sync-forcing operations run inside it.
 
-    Counts forward and backward alike (autograd's backward ops go through the dispatcher in the
-    thread that calls ``backward()``... and in autograd's worker threads for CPU tensors, which
-    the mode also sees because dispatch modes are thread-local state propagated to them).
+    The backward pass run inside it is counted too (autograd carries the modes into it).
     """
 
     def __init__(self):
