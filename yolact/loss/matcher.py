@@ -43,9 +43,10 @@ def _force_best_anchors(overlaps: torch.Tensor, best_overlap: torch.Tensor, best
     Per image, G times: the GT whose best anchor overlaps most takes that anchor (overlap set
     to 2); the GT's row and the anchor's column are then set to -1 so neither is used again.
     Ties go to the lowest index, as ``max`` returns the first maximum. All images step together
-    with tensor indices (no host-device sync); step ``s`` changes only the images with more
-    than ``s`` GT, so an image's padding rows (overlap -1, after its real rows) are never served.
-    Writes ``best_overlap``/``best_gt``.
+    with tensor indices (no host-device sync). Step ``s`` assigns an anchor only in images with
+    more than ``s`` GT; an image past its count has all its overlaps at -1 already (its real
+    rows were cleared one per step, its padding rows start at -1), so clearing a row and a
+    column there changes nothing. Writes ``best_overlap``/``best_gt``.
 
     Args:
         overlaps: (N, G, A) IoU, -1 at padding rows.
@@ -55,16 +56,18 @@ def _force_best_anchors(overlaps: torch.Tensor, best_overlap: torch.Tensor, best
     """
     num_images, num_gt, num_anchors = overlaps.shape
     overlaps = overlaps.clone()
+    rows = overlaps.view(num_images * num_gt, num_anchors)  # (N*G, A)
+    first_row = torch.arange(num_images, device=overlaps.device)[:, None] * num_gt  # (N, 1)
     anchor_ids = torch.arange(num_anchors, device=overlaps.device)
-    gt_ids = torch.arange(num_gt, device=overlaps.device)
+    all_gt = torch.arange(num_gt, device=overlaps.device)
     for step in range(num_gt):
         best_overlap_per_gt, best_anchor_per_gt = overlaps.max(dim=2)  # (N, G), (N, G)
         gt_index = best_overlap_per_gt.max(dim=1, keepdim=True).indices  # (N, 1)
         anchor_index = best_anchor_per_gt.gather(1, gt_index)  # (N, 1)
-        serving = (gt_counts > step)[:, None]  # (N, 1) images with a GT left to serve
-        taken_anchor = (anchor_ids == anchor_index) & serving  # (N, A) one-hot or empty
-        taken_gt = (gt_ids == gt_index) & serving  # (N, G) one-hot or empty
-        overlaps.masked_fill_(taken_gt[:, :, None] | taken_anchor[:, None, :], -1)
+        rows.index_fill_(0, (first_row + gt_index).flatten(), -1)  # the GT's row
+        column = ((first_row + all_gt) * num_anchors + anchor_index).flatten()  # (N*G,) flat positions
+        overlaps.view(-1).index_fill_(0, column, -1)  # the anchor's column
+        taken_anchor = (anchor_ids == anchor_index) & (gt_counts > step)[:, None]  # (N, A) one-hot or empty
         best_overlap.masked_fill_(taken_anchor, 2)
         best_gt.copy_(torch.where(taken_anchor, gt_index, best_gt))
 
