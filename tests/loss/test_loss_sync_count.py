@@ -34,7 +34,8 @@ def test_subsampled_images_add_one_draw_each():
     criterion = YolactCriterion(num_classes=80, masks_to_train=50)
     assert ((criterion.match(targets, outputs["anchors"])[0] > 0).sum(dim=1) > 50).sum().item() == 3
     counter = _count_syncs(criterion, outputs, targets)
-    # Three CPU permutations (copied to a CUDA device together, counted here one by one).
+    # Three CPU permutations, counted one by one here (a CUDA loss copies them together,
+    # asynchronously from pinned memory).
     assert counter.summary() == {"Tensor.tolist": 1, "aten.randperm.generator": 3}
     assert counter.count <= MAX_SYNCS
 

@@ -78,8 +78,8 @@ def _subset_positions(counts: List[int], masks_to_train: int, generator: Optiona
     first ``masks_to_train`` of ``torch.randperm(count)`` on ``generator`` (in that random order,
     as the reference); the others keep their positives in order. Columns past an image's kept
     count are unused. The permutations are drawn on the generator's device in image order, as
-    the reference, and copied to ``device`` together (one host-to-device copy when they are
-    drawn on the CPU for a CUDA loss).
+    the reference, and copied to ``device`` together (an asynchronous copy from pinned memory
+    when they are drawn on the CPU for a CUDA loss).
     """
     kept_max = min(max(counts), masks_to_train)
     if kept_max == max(counts):  # nothing to subsample
@@ -88,7 +88,11 @@ def _subset_positions(counts: List[int], masks_to_train: int, generator: Optiona
     rows = [torch.randperm(count, generator=generator, device=perm_device)[:masks_to_train]
             if count > masks_to_train else torch.arange(kept_max, device=perm_device)
             for count in counts]
-    return torch.stack(rows).to(device)
+    positions = torch.stack(rows)  # (N, K) on perm_device
+    if positions.device.type == "cpu" and device.type == "cuda":
+        # From pinned memory the copy is queued behind the running kernels; the host does not wait.
+        return positions.pin_memory().to(device, non_blocking=True)
+    return positions.to(device)
 
 
 def _kept_positives(
