@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from yolact.loss.batch_targets import ConcatenatedTargets, concatenate_targets
 from yolact.loss.mask_loss import downsample_binary_masks, lincomb_mask_loss
 from yolact.loss.matcher import match_batch
 from yolact.loss.ohem import ohem_classification_loss
@@ -114,46 +115,48 @@ class YolactCriterion(nn.Module):
             )
 
     def _losses(self, outputs, targets, generator) -> Dict[str, torch.Tensor]:
-        cls_logits, box_deltas = outputs["cls_logits"], outputs["box_deltas"]
+        """The weighted, normalised terms. Sizes come from shapes, never from tensor values, but
+        for one read of the positives per image in the mask term: a CUDA step waits once."""
+        cls_logits = outputs["cls_logits"]
+        gt = concatenate_targets(targets, device=cls_logits.device, dtype=outputs["prototypes"].dtype)
         conf_t, idx_t, loc_t = self.match(targets, outputs["anchors"])
         positives = conf_t > 0  # (N, A)
         # Positives of the whole batch; at least 1 so that a batch without any stays finite.
         num_pos = positives.sum().clamp(min=1).to(cls_logits.dtype)
-        is_empty_image = torch.tensor([t["boxes"].shape[0] == 0 for t in targets], device=cls_logits.device)
 
-        loss_cls = ohem_classification_loss(
-            cls_logits, conf_t, negpos_ratio=self.negpos_ratio,
-            negatives_per_empty_image=self.negatives_per_empty_image, is_empty_image=is_empty_image,
-        )
-        loss_box = F.smooth_l1_loss(box_deltas[positives], loc_t[positives], reduction="sum", beta=1.0)
-        loss_mask, loss_semseg = self._mask_losses(outputs, targets, conf_t, idx_t, generator)
-
-        weights = self.loss_weights
-        return {
-            "loss_cls": loss_cls * weights["loss_cls"] / num_pos,
-            "loss_box": loss_box * weights["loss_box"] / num_pos,
-            "loss_mask": loss_mask * weights["loss_mask"] / num_pos,
-            "loss_semseg": loss_semseg * weights["loss_semseg"] / len(targets),
+        unnormalised = {
+            "loss_cls": ohem_classification_loss(
+                cls_logits, conf_t, negpos_ratio=self.negpos_ratio,
+                negatives_per_empty_image=self.negatives_per_empty_image, is_empty_image=gt.counts == 0,
+            ),
+            "loss_box": self._box_loss(outputs["box_deltas"], loc_t, positives),
+            **self._mask_losses(outputs, gt, conf_t, idx_t, generator),
         }
+        # A further term (YOLACT++'s mask IoU) joins `unnormalised`, `normalisers` and LOSS_NAMES.
+        normalisers = {"loss_cls": num_pos, "loss_box": num_pos, "loss_mask": num_pos, "loss_semseg": len(targets)}
+        return {name: unnormalised[name] * self.loss_weights[name] / normalisers[name] for name in LOSS_NAMES}
 
-    def _mask_losses(self, outputs, targets, conf_t, idx_t, generator):
-        """Unnormalised lincomb mask loss and semantic loss (divided by H3*W3 only)."""
+    @staticmethod
+    def _box_loss(box_deltas: torch.Tensor, loc_t: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+        """Smooth-L1 (beta 1) summed over the positives: (N, A, 4), (N, A, 4), (N, A) -> scalar.
+
+        Computed at every anchor and zeroed off the positives (``where``, so neither the value
+        nor the gradient of another anchor can leak in) instead of indexing with the mask.
+        """
+        per_anchor = F.smooth_l1_loss(box_deltas, loc_t, reduction="none", beta=1.0).sum(dim=-1)  # (N, A)
+        return torch.where(positives, per_anchor, 0.0).sum()
+
+    def _mask_losses(self, outputs, gt: ConcatenatedTargets, conf_t, idx_t, generator) -> Dict[str, torch.Tensor]:
+        """``loss_mask`` (lincomb) and ``loss_semseg`` (divided by H3*W3 only), unweighted, unnormalised."""
         prototypes, semseg_logits = outputs["prototypes"], outputs["semseg_logits"]
-        device, dtype = prototypes.device, prototypes.dtype
-        # The GT of the whole batch, image after image.
-        gt_counts = torch.tensor([t["boxes"].shape[0] for t in targets], device=device)  # (N,)
-        gt_offsets = torch.cumsum(gt_counts, dim=0) - gt_counts  # (N,) first GT row of each image
-        gt_image_index = torch.repeat_interleave(torch.arange(len(targets), device=device), gt_counts)
-        gt_boxes = torch.cat([t["boxes"].to(device=device, dtype=dtype) for t in targets])  # (G, 4)
-        gt_labels = torch.cat([t["labels"].to(device=device, dtype=torch.int64) for t in targets])  # (G,)
+        dtype = prototypes.dtype
         # One conversion of all the masks, downsampled once per output size.
-        gt_masks = torch.cat([t["masks"].to(device) for t in targets])  # (G, H, W)
-        proto_masks = downsample_binary_masks(gt_masks, tuple(prototypes.shape[1:3]), dtype)
-        semseg_masks = downsample_binary_masks(gt_masks, tuple(semseg_logits.shape[2:]), dtype)
+        proto_masks = downsample_binary_masks(gt.masks, tuple(prototypes.shape[1:3]), dtype)
+        semseg_masks = downsample_binary_masks(gt.masks, tuple(semseg_logits.shape[2:]), dtype)
 
         loss_mask = lincomb_mask_loss(
-            prototypes, outputs["mask_coeffs"], conf_t, idx_t, gt_boxes, proto_masks, gt_offsets,
+            prototypes, outputs["mask_coeffs"], conf_t, idx_t, gt.boxes, proto_masks, gt.offsets,
             masks_to_train=self.masks_to_train, generator=generator,
         )
-        loss_semseg = semantic_segmentation_loss(semseg_logits, semseg_masks, gt_labels, gt_image_index)
-        return loss_mask, loss_semseg
+        loss_semseg = semantic_segmentation_loss(semseg_logits, semseg_masks, gt.labels, gt.image_index)
+        return {"loss_mask": loss_mask, "loss_semseg": loss_semseg}

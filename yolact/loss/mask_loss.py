@@ -60,35 +60,74 @@ def probability_bce(probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return _ProbabilityBCE.apply(probs, targets)
 
 
+def _anchors_of_positives(positives: torch.Tensor, max_count: int) -> torch.Tensor:
+    """(N, max_count) int64: row i starts with the anchors of image i's positives, ascending.
+
+    A stable descending sort of the 0/1 flags puts the positives first in anchor order; the
+    columns past an image's own count hold other anchors and must not be used.
+    """
+    order = torch.sort(positives.to(torch.uint8), dim=1, descending=True, stable=True).indices  # (N, A)
+    return order[:, :max_count]
+
+
+def _subset_positions(counts: List[int], masks_to_train: int, generator: Optional[torch.Generator],
+                      device: torch.device) -> torch.Tensor:
+    """(N, K) int64: for each kept positive of each image, its rank among the image's positives.
+
+    K is the largest kept count. An image with more than ``masks_to_train`` positives keeps the
+    first ``masks_to_train`` of ``torch.randperm(count)`` on ``generator`` (in that random order,
+    as the reference); the others keep their positives in order. Columns past an image's kept
+    count are unused. The permutations are drawn on the generator's device in image order, as
+    the reference, and copied to ``device`` together (an asynchronous copy from pinned memory
+    when they are drawn on the CPU for a CUDA loss).
+    """
+    kept_max = min(max(counts), masks_to_train)
+    if kept_max == max(counts):  # nothing to subsample
+        return torch.arange(kept_max, device=device).expand(len(counts), kept_max)
+    perm_device = generator.device if generator is not None else torch.device("cpu")
+    rows = [torch.randperm(count, generator=generator, device=perm_device)[:masks_to_train]
+            if count > masks_to_train else torch.arange(kept_max, device=perm_device)
+            for count in counts]
+    positions = torch.stack(rows)  # (N, K) on perm_device
+    if positions.device.type == "cpu" and device.type == "cuda":
+        # From pinned memory the copy is queued behind the running kernels; the host does not wait.
+        return positions.pin_memory().to(device, non_blocking=True)
+    return positions.to(device)
+
+
 def _kept_positives(
-    positives: torch.Tensor, masks_to_train: int, generator: Optional[torch.Generator]
-) -> Tuple[torch.Tensor, torch.Tensor, List[int], List[float]]:
+    positives: torch.Tensor, masks_to_train: int, generator: Optional[torch.Generator], dtype: torch.dtype
+) -> Tuple[torch.Tensor, torch.Tensor, List[int], torch.Tensor]:
     """The positive anchors that train the mask branch, image by image.
 
     An image with more than ``masks_to_train`` positives keeps the first ``masks_to_train`` of a
     random permutation of them (in that order, as the reference) and remembers old/new count.
+    The positives per image are read on the host once (the loss's only device-to-host copy:
+    ``randperm`` and the split sizes need them); every index is then built on the device.
 
     Args:
         positives: (N, A) bool.
+        dtype: float dtype of the ratios.
     Returns:
         image index (P,) and anchor index (P,) of the kept positives, grouped by image;
-        the count kept per image; the old/new ratio per image (1.0 when nothing was dropped).
+        the count kept per image (host ints); the old/new ratio per image (N,) ``dtype``
+        (1 where nothing was dropped).
     """
-    image_index, anchor_index = torch.nonzero(positives, as_tuple=True)  # (P0,), sorted by image, anchor
-    counts = positives.sum(dim=1).tolist()
-    kept, kept_counts, ratios, start = [], [], [], 0
-    for count in counts:
-        rows = torch.arange(start, start + count, device=positives.device)
-        start += count
-        if count > masks_to_train:
-            perm_device = generator.device if generator is not None else torch.device("cpu")
-            perm = torch.randperm(count, generator=generator, device=perm_device)[:masks_to_train]
-            rows = rows[perm.to(rows.device)]
-        kept.append(rows)
-        kept_counts.append(rows.numel())
-        ratios.append(count / rows.numel() if rows.numel() else 1.0)
-    kept_rows = torch.cat(kept)
-    return image_index[kept_rows], anchor_index[kept_rows], kept_counts, ratios
+    counts = positives.sum(dim=1)  # (N,)
+    counts_host = counts.tolist()
+    kept_counts = [min(count, masks_to_train) for count in counts_host]
+    kept = counts.clamp(max=masks_to_train)  # (N,)
+    ratios = counts.to(dtype) / kept.clamp(min=1).to(dtype)  # (N,)
+    device = positives.device
+    image_index = torch.cat([torch.full((count,), image, dtype=torch.int64, device=device)
+                             for image, count in enumerate(kept_counts)])  # (P,)
+    rank_in_image = torch.cat([torch.arange(count, device=device) for count in kept_counts])  # (P,)
+    if image_index.numel() == 0:
+        return image_index, image_index, kept_counts, ratios
+    positions = _subset_positions(counts_host, masks_to_train, generator, device)  # (N, K)
+    positive_rank = positions[image_index, rank_in_image]  # (P,) rank among the image's positives
+    anchor_index = _anchors_of_positives(positives, max(counts_host))[image_index, positive_rank]  # (P,)
+    return image_index, anchor_index, kept_counts, ratios
 
 
 def lincomb_mask_loss(
@@ -127,7 +166,8 @@ def lincomb_mask_loss(
         unweighted and not divided by the positives.
     """
     num_images, proto_h, proto_w, num_protos = prototypes.shape
-    image_index, anchor_index, kept_counts, ratios = _kept_positives(conf_t > 0, masks_to_train, generator)
+    image_index, anchor_index, kept_counts, ratios = _kept_positives(
+        conf_t > 0, masks_to_train, generator, prototypes.dtype)
     if image_index.numel() == 0:
         # A zero that stays in the graph, so every mask parameter gets a (zero) gradient.
         return mask_coeffs[:, :0].sum() + prototypes[..., :0].sum()
@@ -143,5 +183,5 @@ def lincomb_mask_loss(
     pixel_loss = probability_bce(pred_masks, gt_masks[gt_index])
     # emulate_roi_pooling: the reference multiplies by Hp*Wp here and divides by it at the end.
     box_area = (boxes[:, 2] - boxes[:, 0]) * proto_w * ((boxes[:, 3] - boxes[:, 1]) * proto_h)  # (P,)
-    rescale = torch.tensor(ratios, dtype=prototypes.dtype, device=prototypes.device)[image_index]  # (P,)
+    rescale = ratios[image_index]  # (P,)
     return (pixel_loss.sum(dim=(1, 2)) / box_area * rescale).sum()

@@ -4,6 +4,8 @@ import torch.nn.functional as F
 
 __all__ = ["background_loss", "select_hard_negatives", "ohem_classification_loss"]
 
+IGNORE_INDEX = -100  # class target of the anchors that the cross-entropy skips
+
 
 @torch.no_grad()
 def background_loss(cls_logits: torch.Tensor) -> torch.Tensor:
@@ -80,4 +82,8 @@ def ohem_classification_loss(
         negatives_per_empty_image=negatives_per_empty_image, is_empty_image=is_empty_image,
     )
     selected = (conf_t > 0) | negatives  # (N, A)
-    return F.cross_entropy(cls_logits[selected], conf_t[selected], reduction="sum")
+    # Every anchor goes through the cross-entropy with the unselected ones ignored, instead of
+    # indexing with the mask: the same sum and gradient, without a data-dependent size (a
+    # host-device sync on CUDA).
+    targets = torch.where(selected, conf_t, IGNORE_INDEX)  # (N, A)
+    return F.cross_entropy(cls_logits.flatten(0, 1), targets.flatten(), reduction="sum", ignore_index=IGNORE_INDEX)

@@ -5,7 +5,9 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "init_distributed", "cleanup_distributed", "barrier", "all_reduce_mean"]
+from yolact.errors import YolactError
+
+__all__ = ["DistInfo", "resolve_device", "init_distributed", "cleanup_distributed", "barrier", "all_reduce_mean"]
 
 
 @dataclass(frozen=True)
@@ -23,14 +25,61 @@ class DistInfo:
         return self.world_size > 1
 
 
+def resolve_device(name: str, *, world_size: int, local_rank: int, cuda_device_count: int,
+                   key: str = "train.device") -> torch.device:
+    """The device of this process for the configured device ``name`` (pure: no CUDA query).
+
+    - ``auto``: ``cuda:LOCAL_RANK`` when CUDA devices are visible, else the CPU;
+    - ``cuda``: ``cuda:LOCAL_RANK`` under torchrun (world size > 1), else the current device;
+    - ``cuda:N``: that device in a single process; an error under torchrun, where it would put
+      every process on the same GPU;
+    - anything else (``cpu``, ``mps``...): as given.
+
+    Args:
+        name: the configured device string.
+        world_size, local_rank: this process's place in the run (torchrun's WORLD_SIZE, LOCAL_RANK).
+        cuda_device_count: ``torch.cuda.device_count()`` (0 without CUDA).
+        key: the config key or flag named in error messages.
+    Raises:
+        YolactError (one line naming ``key``): CUDA asked for but absent, ``cuda:N`` under
+        torchrun, or a device index (N or LOCAL_RANK) that is not visible.
+    """
+    if name == "auto":
+        name = "cuda" if cuda_device_count > 0 else "cpu"
+    device = torch.device(name)
+    if device.type != "cuda":
+        return device
+    if cuda_device_count == 0:
+        raise YolactError(f"{key}={name}: CUDA is not available on this machine")
+    if world_size > 1 and device.index is not None:
+        raise YolactError(f"{key}={name} puts all {world_size} torchrun processes on one GPU; use {key}=cuda "
+                          f"(each process takes cuda:LOCAL_RANK) and choose GPUs with CUDA_VISIBLE_DEVICES")
+    index = device.index if device.index is not None else (local_rank if world_size > 1 else None)
+    if index is not None and index >= cuda_device_count:
+        reason = (f"LOCAL_RANK={index}" if device.index is None else f"cuda:{index}")
+        raise YolactError(f"{key}={name}: {reason} but only {cuda_device_count} CUDA device(s) are visible "
+                          f"(at most {cuda_device_count} processes per node)")
+    return torch.device("cuda", index) if index is not None else device
+
+
 def init_distributed(device_type: str) -> DistInfo:
-    """Join the process group described by torchrun's environment (a no-op without it)."""
+    """Join the process group described by torchrun's environment (a no-op without it).
+
+    With ``device_type == "cuda"`` (NCCL) the process first makes ``cuda:LOCAL_RANK`` its current
+    device and binds the group to it (``device_id``), so that its CUDA context, pinned-memory
+    thread and collectives use its own GPU rather than GPU 0.
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return DistInfo()
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+        if device_type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+            dist.init_process_group(backend="nccl", device_id=device)
+        else:
+            dist.init_process_group(backend="gloo")
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank)
 
 
