@@ -31,13 +31,13 @@ def copy_paste(image: np.ndarray, instances: Instances, source_image: np.ndarray
     Returns:
         (image (H, W, 3), instances: the target's remaining objects, then the pasted ones).
     """
+    source = select(source, np.asarray(chosen, bool))
+    if not len(source["labels"]):
+        return image, instances
     height, width = image.shape[:2]
     source_image, source = resize_instances(source_image, source, height, width)
     if flip:
         source_image, source = flip_instances(source_image, source)
-    source = select(source, np.asarray(chosen, bool))
-    if not len(source["labels"]):
-        return image, instances
     pasted = source["masks"].any(axis=0)  # (H, W) bool
     image = image.copy()
     image[pasted] = source_image[pasted]
