@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable, Optional, Tuple
 
 from yolact.config import Config
+from yolact.errors import YolactError
 
 __all__ = ["build_model", "build_criterion", "build_postprocessor", "build_dataset", "build_optimizer",
            "build_lr_schedule", "build_train_loader", "build_val_loader", "with_num_classes", "BASE_BATCH_SIZE"]
@@ -87,22 +88,29 @@ def build_postprocessor(config: Config, *, nms: Optional[str] = None, score_thre
 def build_dataset(config: Config, split: str, *, train_transform: Optional[bool] = None):
     """The ``"train"`` or ``"val"`` dataset of ``config``, with the matching transform."""
     from yolact.data.coco import CocoInstanceDataset
+    from yolact.data.mixing import SampleMixer
     from yolact.data.transforms import EvalTransform, TrainTransform
 
     data_cfg = config.data
     image_dir, annotations = ((data_cfg.train_images, data_cfg.train_annotations) if split == "train"
                               else (data_cfg.val_images, data_cfg.val_annotations))
     augment = split == "train" if train_transform is None else train_transform
+    mixer = None
     if augment:
         aug = data_cfg.augment
+        _check_augment(aug)
         transform = TrainTransform(input_size=config.model.input_size, photometric=aug.photometric,
                                    expand=aug.expand, random_crop=aug.random_crop, mirror=aug.mirror,
-                                   min_box_size=aug.min_box_size)
+                                   min_box_size=aug.min_box_size, scale_range=aug.scale_jitter)
+        if aug.mosaic_prob > 0 or aug.copy_paste_prob > 0:
+            mixer = SampleMixer(mosaic_prob=aug.mosaic_prob, copy_paste_prob=aug.copy_paste_prob,
+                                mosaic_size=config.model.input_size)
     else:
         transform = EvalTransform(input_size=config.model.input_size)
     # Evaluation keeps images without objects: their false positives count, as in COCOeval.
     keep_empty = data_cfg.keep_empty if split == "train" else True
-    return CocoInstanceDataset(Path(image_dir), Path(annotations), transform=transform, keep_empty=keep_empty)
+    return CocoInstanceDataset(Path(image_dir), Path(annotations), transform=transform, keep_empty=keep_empty,
+                               mixer=mixer)
 
 
 def _scaled_schedule(config: Config) -> Tuple[float, int, Tuple[int, ...]]:
@@ -153,3 +161,13 @@ def build_val_loader(config: Config, dataset):
     from yolact.data.loader import make_val_loader
 
     return make_val_loader(dataset, num_workers=min(config.data.num_workers, 2))
+
+
+def _check_augment(aug) -> None:
+    jitter = aug.scale_jitter
+    if jitter is not None and not (len(jitter) == 2 and 0 < jitter[0] <= jitter[1]):
+        raise YolactError(f"data.augment.scale_jitter must be [low, high] with 0 < low <= high, "
+                          f"got {list(jitter)}")
+    for key in ("mosaic_prob", "copy_paste_prob"):
+        if not 0.0 <= getattr(aug, key) <= 1.0:
+            raise YolactError(f"data.augment.{key} must be in [0, 1], got {getattr(aug, key)}")

@@ -101,6 +101,14 @@ class AugmentConfig:
     mirror: bool = True
     # ground-truth boxes narrower or shorter than this many input pixels are dropped
     min_box_size: float = 4.0
+    # scale jitter [low, high]: the canvas is resized to r*S (r ~ U(low, high)) and an S x S window
+    # is cut (r > 1) or padded with the mean (r < 1), in place of the plain resize; null: off
+    scale_jitter: Optional[Tuple[float, ...]] = None
+    # probability of a mosaic of the image and three random others, each resized to S, around a
+    # random centre (yolact/data/mosaic.py); 0: off
+    mosaic_prob: float = 0.0
+    # probability of pasting objects of a random other image on top (yolact/data/copy_paste.py); 0: off
+    copy_paste_prob: float = 0.0
 
 
 @dataclass(frozen=True)

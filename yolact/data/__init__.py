@@ -3,6 +3,10 @@
 Flow: ``CocoInstanceDataset`` (validated json + image folder) -> ``TrainTransform`` /
 ``EvalTransform`` (image and instances -> network input and target) -> ``make_train_loader`` /
 ``make_val_loader`` (resumable seeded sampler, workers, ``collate_detections``).
+
+Small-data augmentation, off by default: ``SampleMixer`` (``mixing.py``: ``mosaic.py``,
+``copy_paste.py``) mixes images before the transform; ``scale_jitter.py`` replaces the final
+resize. Synthetic sets: ``shapes.py`` (the quick start) and ``hard_shapes.py`` (styles a/b/c).
 """
 from yolact.data.coco import CocoInstanceDataset, SampleKey, decode_masks
 from yolact.data.collate import collate_detections

@@ -3,7 +3,7 @@ import contextlib
 import io
 import logging
 from pathlib import Path
-from typing import Callable, Dict, List, NamedTuple, Tuple, Union
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -71,6 +71,9 @@ class CocoInstanceDataset(torch.utils.data.Dataset):
         seed: seed of the random draws of ``dataset[i]`` with a plain int (the loader passes
             a :class:`SampleKey` with its own seed instead).
         max_load_tries: how many images are tried when images cannot be decoded.
+        mixer: called as ``mixer(image_bgr, instances, rng, draw)`` before the transform, with
+            ``draw(rng) -> (image_bgr, instances)`` reading a random image of the dataset
+            (e.g. :class:`~yolact.data.mixing.SampleMixer`: mosaic, copy-paste); None: off.
 
     Attributes:
         class_names: contiguous label i -> category name (categories sorted by id).
@@ -88,9 +91,10 @@ class CocoInstanceDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, image_dir, annotation_file, *, transform: Callable, keep_empty: bool = False,
-                 seed: int = 0, max_load_tries: int = 20):
+                 seed: int = 0, max_load_tries: int = 20, mixer: Optional[Callable] = None):
         self.image_dir, self.annotation_file = Path(image_dir), Path(annotation_file)
         self.transform, self.seed, self.max_load_tries = transform, seed, max_load_tries
+        self.mixer = mixer
         report = validate_coco(load_annotation_json(self.annotation_file), image_dir=self.image_dir,
                                annotation_file=self.annotation_file, keep_empty=keep_empty)
         self.class_names: List[str] = report.class_names
@@ -158,6 +162,11 @@ class CocoInstanceDataset(torch.utils.data.Dataset):
         raise YolactError(f"{self.annotation_file}: none of {self.max_load_tries} images tried could be "
                           f"decoded (images in {self.image_dir})")
 
+    def draw_random(self, rng: np.random.Generator) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+        """(image (H, W, 3) uint8 BGR, instances) of an image drawn uniformly with ``rng``."""
+        index, image = self._load_any(SampleKey(int(rng.integers(len(self.records)))), rng)
+        return image, self.load_instances(self.records[index])
+
     def __getitem__(self, key: Union[int, SampleKey]):
         if not isinstance(key, SampleKey):
             key = SampleKey(int(key), 0, self.seed)
@@ -167,7 +176,10 @@ class CocoInstanceDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng([key.seed & 0xFFFFFFFF, key.epoch, key.index])
         index, image_bgr = self._load_any(key, rng)
         record = self.records[index]
-        image, target = self.transform(image_bgr, self.load_instances(record), rng)
+        instances = self.load_instances(record)
+        if self.mixer is not None:
+            image_bgr, instances = self.mixer(image_bgr, instances, rng, self.draw_random)
+        image, target = self.transform(image_bgr, instances, rng)
         target["image_id"] = record.image_id
         target["orig_size"] = (record.height, record.width)
         return image, target

@@ -22,6 +22,7 @@ import torch
 from yolact.data.geometric import (Sample, discard_small_boxes, expand, mirror, random_sample_crop, resize,
                                    resize_masks)
 from yolact.data.photometric import photometric_distort
+from yolact.data.scale_jitter import scale_jitter
 
 __all__ = ["PIXEL_MEAN_BGR", "PIXEL_STD_BGR", "normalize_to_tensor", "eval_transform", "EvalTransform",
            "TrainTransform"]
@@ -97,6 +98,8 @@ class TrainTransform:
         crop_iou_constraint: apply the minimum-IoU rule of the crop modes, which the reference
             never applies (SPEC Decisions 3); False by default.
         max_expand_ratio: expand's largest zoom-out (4 in the reference).
+        scale_range: (low, high): scale jitter in place of the plain resize (see
+            ``scale_jitter.py``); None (the reference) resizes the canvas to S x S.
         max_tries: if the geometric steps leave no non-crowd object of an image that had some
             (all of them under ``min_box_size``), they are drawn again, up to this many times;
             then the image is only resized (and mirrored), and is kept even if that leaves no
@@ -108,6 +111,7 @@ class TrainTransform:
                  random_crop: bool = True, mirror: bool = True, min_box_size: float = 4.0,
                  crop_offset_quirk: bool = True, crop_iou_constraint: bool = False,
                  max_expand_ratio: float = 4.0, max_tries: int = 10,
+                 scale_range: Optional[Tuple[float, float]] = None,
                  pixel_mean_bgr: Sequence[float] = PIXEL_MEAN_BGR,
                  pixel_std_bgr: Sequence[float] = PIXEL_STD_BGR):
         self.input_size = input_size
@@ -116,10 +120,13 @@ class TrainTransform:
         self.min_box_size = min_box_size
         self.crop_offset_quirk, self.crop_iou_constraint = crop_offset_quirk, crop_iou_constraint
         self.max_expand_ratio, self.max_tries = max_expand_ratio, max_tries
+        if scale_range is not None and not (len(scale_range) == 2 and 0 < scale_range[0] <= scale_range[1]):
+            raise ValueError(f"scale_range must be (low, high) with 0 < low <= high, got {scale_range}")
+        self.scale_range = None if scale_range is None else (float(scale_range[0]), float(scale_range[1]))
         self.pixel_mean_bgr, self.pixel_std_bgr = tuple(pixel_mean_bgr), tuple(pixel_std_bgr)
 
     def geometric(self, sample: Sample, rng: np.random.Generator, *, zoom: bool = True) -> Sample:
-        """Expand, crop (when ``zoom``), mirror, resize to S and drop small boxes."""
+        """Expand, crop (when ``zoom``), mirror, resize to S (or scale jitter) and drop small boxes."""
         if zoom and self.expand:
             sample = expand(sample, rng, fill_bgr=self.pixel_mean_bgr, max_ratio=self.max_expand_ratio)
         if zoom and self.random_crop:
@@ -127,7 +134,10 @@ class TrainTransform:
                                         iou_constraint=self.crop_iou_constraint)
         if self.mirror:
             sample = mirror(sample, rng)
-        sample = resize(sample, self.input_size)
+        if self.scale_range is None:
+            sample = resize(sample, self.input_size)
+        else:
+            sample = scale_jitter(sample, rng, self.input_size, self.scale_range, self.pixel_mean_bgr)
         return discard_small_boxes(sample, self.min_box_size)
 
     def augment(self, image_bgr: np.ndarray, instances: Dict[str, np.ndarray],
