@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from yolact.loss.mask_loss import downsample_binary_masks, lincomb_mask_loss
+from yolact.loss.maskiou_loss import maskiou_loss, maskiou_samples
 from yolact.loss.matcher import match_batch
 from yolact.loss.ohem import ohem_classification_loss
 from yolact.loss.semseg_loss import semantic_segmentation_loss
@@ -45,6 +46,11 @@ class YolactCriterion(nn.Module):
             reference's rule. Default 32, about the negatives of a one-object image.
         masks_to_train: at most this many positives per image train the mask branch.
         cls_weight, box_weight, mask_weight, semseg_weight: term weights.
+        use_maskiou: YOLACT++: add ``loss_maskiou`` (see ``yolact/loss/maskiou_loss.py``), from
+            the model's ``maskiou_head`` output, normalised like the box and mask terms.
+        maskiou_weight: its weight (the reference's ``maskiou_alpha``, 25).
+        maskiou_min_gt_area: positives whose GT mask covers at most this many prototype
+            pixels are left out of it (``discard_mask_area``, 25).
     """
 
     def __init__(
@@ -61,6 +67,9 @@ class YolactCriterion(nn.Module):
         box_weight: float = 1.5,
         mask_weight: float = 6.125,
         semseg_weight: float = 1.0,
+        use_maskiou: bool = False,
+        maskiou_weight: float = 25.0,
+        maskiou_min_gt_area: float = 25.0,
     ):
         super().__init__()
         self.num_classes = num_classes
@@ -72,6 +81,9 @@ class YolactCriterion(nn.Module):
         self.masks_to_train = masks_to_train
         self.loss_weights: Dict[str, float] = dict(zip(LOSS_NAMES, (cls_weight, box_weight, mask_weight,
                                                                     semseg_weight)))
+        self.use_maskiou, self.maskiou_min_gt_area = use_maskiou, maskiou_min_gt_area
+        if use_maskiou:
+            self.loss_weights["loss_maskiou"] = maskiou_weight
 
     def match(self, targets: Sequence[Dict[str, torch.Tensor]], anchors: torch.Tensor):
         """(conf_t (N, A) int64, idx_t (N, A) int64, loc_t (N, A, 4)) of :func:`match_batch`."""
@@ -97,12 +109,14 @@ class YolactCriterion(nn.Module):
                 ``crowd_boxes`` (m, 4) float xyxy relative (optional; other keys are ignored).
             generator: torch.Generator for the masks_to_train subset (None = global RNG).
         Returns:
-            ``loss_cls``, ``loss_box``, ``loss_mask``, ``loss_semseg``: scalar tensors.
+            ``loss_cls``, ``loss_box``, ``loss_mask``, ``loss_semseg``: scalar tensors; with
+            ``use_maskiou`` also ``loss_maskiou`` (needs ``outputs["maskiou_head"]``).
         """
         self._check_class_count(outputs)
         device = outputs["cls_logits"].device
         with _autocast_off(device):
-            return self._losses({k: _at_least_float32(v) for k, v in outputs.items()}, targets, generator)
+            return self._losses({k: _at_least_float32(v) if torch.is_tensor(v) else v for k, v in outputs.items()},
+                                targets, generator)
 
     def _check_class_count(self, outputs: Dict[str, torch.Tensor]) -> None:
         num_logits, num_semseg = outputs["cls_logits"].shape[-1], outputs["semseg_logits"].shape[1]
@@ -129,12 +143,18 @@ class YolactCriterion(nn.Module):
         loss_mask, loss_semseg = self._mask_losses(outputs, targets, conf_t, idx_t, generator)
 
         weights = self.loss_weights
-        return {
+        losses = {
             "loss_cls": loss_cls * weights["loss_cls"] / num_pos,
             "loss_box": loss_box * weights["loss_box"] / num_pos,
             "loss_mask": loss_mask * weights["loss_mask"] / num_pos,
             "loss_semseg": loss_semseg * weights["loss_semseg"] / len(targets),
         }
+        if self.use_maskiou:
+            samples = maskiou_samples(outputs["prototypes"], outputs["mask_coeffs"], conf_t, idx_t, targets,
+                                      min_gt_area=self.maskiou_min_gt_area, masks_to_train=self.masks_to_train,
+                                      generator=generator)
+            losses["loss_maskiou"] = maskiou_loss(outputs["maskiou_head"], samples) * weights["loss_maskiou"] / num_pos
+        return losses
 
     def _mask_losses(self, outputs, targets, conf_t, idx_t, generator):
         """Unnormalised lincomb mask loss and semantic loss (divided by H3*W3 only)."""
