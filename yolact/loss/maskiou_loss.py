@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from yolact.box_ops import crop_masks
-from yolact.loss.mask_loss import downsample_binary_masks
+from yolact.loss.mask_loss import _kept_positives, downsample_binary_masks
 
 __all__ = ["MaskIoUSamples", "maskiou_samples", "maskiou_loss"]
 
@@ -22,29 +22,6 @@ class MaskIoUSamples(NamedTuple):
     masks: torch.Tensor  # (n, 1, Hp, Wp) cropped soft masks, in the graph
     target_ious: torch.Tensor  # (n,) IoU of masks > 0.5 with the GT mask, no gradient
     labels: torch.Tensor  # (n,) int64 0-based class of the matched GT
-
-
-def _positives_to_train(positives: torch.Tensor, masks_to_train: int,
-                        generator: Optional[torch.Generator]):
-    """(image index, anchor index) of the positives, at most ``masks_to_train`` per image.
-
-    An image with more positives keeps a random subset (drawn independently of the mask loss's).
-    """
-    image_index, anchor_index = torch.nonzero(positives, as_tuple=True)  # sorted by image, anchor
-    counts = positives.sum(dim=1).tolist()
-    if max(counts, default=0) <= masks_to_train:
-        return image_index, anchor_index
-    rows, start = [], 0
-    for count in counts:
-        image_rows = torch.arange(start, start + count, device=positives.device)
-        start += count
-        if count > masks_to_train:
-            perm_device = generator.device if generator is not None else torch.device("cpu")
-            perm = torch.randperm(count, generator=generator, device=perm_device)[:masks_to_train]
-            image_rows = image_rows[perm.to(positives.device)]
-        rows.append(image_rows)
-    kept = torch.cat(rows)
-    return image_index[kept], anchor_index[kept]
 
 
 def _binary_mask_iou(masks: torch.Tensor, gt_masks: torch.Tensor) -> torch.Tensor:
@@ -69,7 +46,8 @@ def maskiou_samples(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, conf_t:
     """
     device, dtype = prototypes.device, prototypes.dtype
     proto_h, proto_w, num_protos = prototypes.shape[1:]
-    image_index, anchor_index = _positives_to_train(conf_t > 0, masks_to_train, generator)
+    # the mask loss's rule for more than masks_to_train positives; the subset is drawn anew here
+    image_index, anchor_index, _, _ = _kept_positives(conf_t > 0, masks_to_train, generator)
     gt_counts = torch.tensor([t["boxes"].shape[0] for t in targets], device=device)  # (N,)
     gt_index = (torch.cumsum(gt_counts, 0) - gt_counts)[image_index] + idx_t[image_index, anchor_index]
     gt_boxes = torch.cat([t["boxes"].to(device=device, dtype=dtype) for t in targets])[gt_index]  # (P, 4)
