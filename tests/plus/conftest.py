@@ -19,7 +19,8 @@ PLUS_DIR = Path(os.environ.get("YOLACT_REFERENCE_PLUS_FIXTURES",
 def plus_loader():
     """The fixture's own loader module (load_plus.py beside the dump), skipping without it."""
     if not (PLUS_DIR / "yolact_plus_tiny_dump.pth").is_file():
-        pytest.skip(f"YOLACT++ reference fixture not found in {PLUS_DIR} (set YOLACT_REFERENCE_PLUS_FIXTURES)")
+        pytest.skip(f"YOLACT++ reference fixture not found in {PLUS_DIR} "
+                    f"(set YOLACT_REFERENCE_PLUS_FIXTURES)")
     spec = importlib.util.spec_from_file_location("load_plus", PLUS_DIR / "load_plus.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -6,7 +6,8 @@ import torch
 from yolact.build import build_criterion, build_model, build_postprocessor, with_num_classes
 from yolact.config import load_config
 from yolact.modeling.deform_conv import ModulatedDeformConv2d
-from yolact.modeling.reference_weights import from_reference_state_dict, load_model_weights, to_reference_state_dict
+from yolact.modeling.reference_weights import (from_reference_state_dict, load_model_weights,
+                                               to_reference_state_dict)
 
 
 def _deformable(model):
@@ -17,7 +18,8 @@ def _deformable(model):
     # R101: stage 2 blocks 0 and 3, stage 3 blocks 0, 3, ..., 21, stage 4 block 0
     ("yolact_plus_base", (3, 4, 23, 3), ["layer2.0", "layer2.3", *[f"layer3.{i}" for i in range(0, 23, 3)],
                                          "layer4.0"]),
-    ("yolact_plus_resnet50", (3, 4, 6, 3), [*[f"layer2.{i}" for i in range(4)], *[f"layer3.{i}" for i in range(6)],
+    ("yolact_plus_resnet50", (3, 4, 6, 3), [*[f"layer2.{i}" for i in range(4)],
+                                            *[f"layer3.{i}" for i in range(6)],
                                             *[f"layer4.{i}" for i in range(3)]]),
 ])
 def test_plus_configs_build_the_reference_models(name, layers, dcn_blocks):
@@ -63,8 +65,8 @@ def test_shapes_plus_trains_and_rescores():
     images = torch.randn(2, 3, 160, 160)
     masks = torch.zeros(1, 160, 160, dtype=torch.uint8)
     masks[0, 40:120, 30:100] = 1
-    targets = [{"boxes": torch.tensor([[30 / 160, 40 / 160, 100 / 160, 120 / 160]]), "labels": torch.tensor([1]),
-                "masks": masks},
+    targets = [{"boxes": torch.tensor([[30 / 160, 40 / 160, 100 / 160, 120 / 160]]),
+                "labels": torch.tensor([1]), "masks": masks},
                {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64),
                 "masks": torch.zeros(0, 160, 160, dtype=torch.uint8)}]
     losses = build_criterion(config)(model.train()(images), targets)

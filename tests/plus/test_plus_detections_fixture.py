@@ -41,7 +41,8 @@ def test_rescore_gives_the_predicted_iou(eval_outputs, plus_dump):
                                          eval_outputs["mask_coeffs"], eval_outputs["anchors"])
     postprocessor = YolactPostProcessor(rescore_mask=True)
     for image, expected in enumerate(plus_dump["eval"]["post"]):
-        rescored = postprocessor.rescore(found[image], eval_outputs["prototypes"][image], eval_outputs["maskiou_head"])
+        rescored = postprocessor.rescore(found[image], eval_outputs["prototypes"][image],
+                                         eval_outputs["maskiou_head"])
         torch.testing.assert_close(rescored["maskiou"], expected["maskiou_p"], rtol=0, atol=1e-5)
         assert int((rescored["maskiou"] == 0).sum()) == plus_dump["eval"]["diag"][image]["maskiou_p_zero"]
 

@@ -11,7 +11,8 @@ from yolact.config import load_config  # noqa: E402
 from yolact.export import RAW_OUTPUT_NAMES, ExportGraph, export_onnx, verify_onnx  # noqa: E402
 
 TINY = ["model.backbone.layers=[1,1,1,1]", "model.backbone.block=basic", "model.input_size=64",
-        "model.fpn_channels=16", "model.proto_channels=16", "model.head_channels=16", "model.num_prototypes=8",
+        "model.fpn_channels=16", "model.proto_channels=16", "model.head_channels=16",
+        "model.num_prototypes=8",
         "model.anchor_scales=[8,16,32,64,128]", "model.maskiou_channels=[8]"]
 
 

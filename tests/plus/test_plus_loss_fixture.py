@@ -8,7 +8,8 @@ from yolact.loss import YolactCriterion
 from yolact.loss.maskiou_loss import maskiou_samples
 from yolact.modeling.reference_weights import to_reference_state_dict
 
-REFERENCE_TERMS = {"loss_box": "B", "loss_mask": "M", "loss_cls": "C", "loss_maskiou": "I", "loss_semseg": "S"}
+REFERENCE_TERMS = {"loss_box": "B", "loss_mask": "M", "loss_cls": "C", "loss_maskiou": "I",
+                   "loss_semseg": "S"}
 
 
 def _criterion():
@@ -18,8 +19,8 @@ def _criterion():
 def _assert_terms(losses, reference_losses, reference_total):
     assert set(losses) == set(REFERENCE_TERMS)
     for name, reference_name in REFERENCE_TERMS.items():
-        torch.testing.assert_close(losses[name].detach(), reference_losses[reference_name], rtol=1e-4, atol=0.0,
-                                   msg=name)
+        torch.testing.assert_close(losses[name].detach(), reference_losses[reference_name], rtol=1e-4,
+                                   atol=0.0, msg=name)
     torch.testing.assert_close(sum(losses.values()).detach(), reference_total, rtol=1e-4, atol=0.0)
 
 
@@ -38,8 +39,8 @@ def test_matching_and_maskiou_samples_equal_the_reference(plus_outputs, plus_tar
     train = plus_dump["train"]
     conf_t, idx_t, _ = _criterion().match(plus_targets, plus_outputs["anchors"])
     assert torch.equal(conf_t, train["match"]["conf_t"]) and torch.equal(idx_t, train["match"]["idx_t"])
-    samples = maskiou_samples(plus_outputs["prototypes"], plus_outputs["mask_coeffs"], conf_t, idx_t, plus_targets,
-                              min_gt_area=25.0)
+    samples = maskiou_samples(plus_outputs["prototypes"], plus_outputs["mask_coeffs"], conf_t, idx_t,
+                              plus_targets, min_gt_area=25.0)
     reference = train["maskiou"]
     assert samples.masks.shape == (17, 1, 48, 48)  # 22 positives, 5 with a GT of <= 25 px dropped
     assert_close_to_max("maskiou input", samples.masks, reference["input"])
@@ -61,7 +62,8 @@ def test_five_terms_and_gradients_equal_the_reference(plus_model, plus_outputs, 
         assert_close_to_max(f"grad {name}", ours, reference)
 
 
-def test_maskiou_term_reaches_protonet_coefficients_and_backbone(plus_model, plus_outputs, plus_targets, plus_dump):
+def test_maskiou_term_reaches_protonet_coefficients_and_backbone(plus_model, plus_outputs, plus_targets,
+                                                                 plus_dump):
     """The mask-IoU head's input is not detached in the reference."""
     _criterion()(plus_outputs, plus_targets)["loss_maskiou"].backward()
     grads = _reference_grads(plus_model)
@@ -80,7 +82,8 @@ def test_five_terms_with_live_batchnorm_equal_the_reference(plus_model, plus_tar
 def test_yolact_criterion_keeps_four_terms_on_a_plus_model(plus_outputs, plus_targets, plus_dump):
     losses = YolactCriterion(num_classes=80)(plus_outputs, plus_targets)
     assert set(losses) == set(REFERENCE_TERMS) - {"loss_maskiou"}
-    torch.testing.assert_close(losses["loss_box"].detach(), plus_dump["train"]["losses"]["B"], rtol=1e-4, atol=0.0)
+    torch.testing.assert_close(losses["loss_box"].detach(), plus_dump["train"]["losses"]["B"], rtol=1e-4,
+                               atol=0.0)
 
 
 def test_weights_and_no_sample_batch():

@@ -115,8 +115,9 @@ class YolactCriterion(nn.Module):
         self._check_class_count(outputs)
         device = outputs["cls_logits"].device
         with _autocast_off(device):
-            return self._losses({k: _at_least_float32(v) if torch.is_tensor(v) else v for k, v in outputs.items()},
-                                targets, generator)
+            # the maskiou_head output (YOLACT++) is a module, not a tensor
+            outputs = {k: _at_least_float32(v) if torch.is_tensor(v) else v for k, v in outputs.items()}
+            return self._losses(outputs, targets, generator)
 
     def _check_class_count(self, outputs: Dict[str, torch.Tensor]) -> None:
         num_logits, num_semseg = outputs["cls_logits"].shape[-1], outputs["semseg_logits"].shape[1]
@@ -151,9 +152,10 @@ class YolactCriterion(nn.Module):
         }
         if self.use_maskiou:
             samples = maskiou_samples(outputs["prototypes"], outputs["mask_coeffs"], conf_t, idx_t, targets,
-                                      min_gt_area=self.maskiou_min_gt_area, masks_to_train=self.masks_to_train,
-                                      generator=generator)
-            losses["loss_maskiou"] = maskiou_loss(outputs["maskiou_head"], samples) * weights["loss_maskiou"] / num_pos
+                                      min_gt_area=self.maskiou_min_gt_area,
+                                      masks_to_train=self.masks_to_train, generator=generator)
+            loss_maskiou = maskiou_loss(outputs["maskiou_head"], samples)
+            losses["loss_maskiou"] = loss_maskiou * weights["loss_maskiou"] / num_pos
         return losses
 
     def _mask_losses(self, outputs, targets, conf_t, idx_t, generator):

@@ -65,7 +65,8 @@ def maskiou_samples(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, conf_t:
     return MaskIoUSamples(masks[:, None], target_ious, gt_labels[keep])
 
 
-def maskiou_loss(maskiou_head: Callable[[torch.Tensor], torch.Tensor], samples: MaskIoUSamples) -> torch.Tensor:
+def maskiou_loss(maskiou_head: Callable[[torch.Tensor], torch.Tensor],
+                 samples: MaskIoUSamples) -> torch.Tensor:
     """Sum over the samples of smooth L1 (beta 1) between the head's IoU at the GT class and the
     target IoU; unweighted and not normalised (the criterion divides by the batch's positives,
     discarded ones included, and multiplies by the weight, 25 in yolact_plus)."""

@@ -73,7 +73,8 @@ class ResNetBackbone(nn.Module):
             raise YolactError(f"backbone dcn_layers must give 4 counts and dcn_interval be >= 1, got "
                               f"{list(dcn_layers)} and {dcn_interval}")
         for stage, num_dcn in zip((self.layer1, self.layer2, self.layer3, self.layer4), dcn_layers):
-            for residual_block, deformable in zip(stage, deformable_blocks(len(stage), num_dcn, dcn_interval)):
+            deformable_per_block = deformable_blocks(len(stage), num_dcn, dcn_interval)
+            for residual_block, deformable in zip(stage, deformable_per_block):
                 if deformable:
                     conv = residual_block.conv2
                     residual_block.conv2 = ModulatedDeformConv2d(

@@ -71,5 +71,6 @@ class ModulatedDeformConv2d(nn.Module):
                              padding=self.padding, dilation=self.dilation, mask=mask)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, dilation={self.dilation}, deformable_groups={self.deformable_groups}")
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+                f"deformable_groups={self.deformable_groups}")

@@ -132,7 +132,8 @@ def make_yolact(*, num_classes: int = 80, block: str = "bottleneck", layers: Seq
     backbone = ResNetBackbone(block=block, layers=layers, dcn_layers=dcn_layers, dcn_interval=dcn_interval)
     load_backbone_weights(backbone, pretrained)
     octave_steps = [2 ** (step / anchor_octave_scales) for step in range(anchor_octave_scales)]
-    anchor_generator = AnchorGenerator(scales_per_level=[[scale * f for f in octave_steps] for scale in anchor_scales],
+    scales_per_level = [[scale * step for step in octave_steps] for scale in anchor_scales]
+    anchor_generator = AnchorGenerator(scales_per_level=scales_per_level,
                                        aspect_ratios=anchor_aspect_ratios,
                                        use_square_anchors=use_square_anchors)
     return Yolact(
