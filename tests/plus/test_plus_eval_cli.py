@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow
 
 def test_eval_cli_runs_a_reference_layout_plus_checkpoint(tmp_path, capsys):
     data_root = make_tiny_shapes(tmp_path / "shapes")
-    overrides = [word for word in tiny_overrides(data_root, tmp_path / "runs") if word.startswith(("model.", "data."))]
+    overrides = [word for word in tiny_overrides(data_root, tmp_path / "runs")
+                 if word.startswith(("model.", "data."))]
     overrides.append("model.maskiou_channels=[8]")  # 16x16 prototypes at 64: 16 -> 7
     config = with_num_classes(load_config("shapes_plus", overrides), 3)
     torch.manual_seed(0)
