@@ -45,6 +45,11 @@ def build_model(config: Config, pretrained: Optional[str] = "config"):
         anchor_scales=tuple(model_cfg.anchor_scales),
         anchor_aspect_ratios=tuple(model_cfg.anchor_aspect_ratios),
         use_square_anchors=model_cfg.use_square_anchors,
+        dcn_layers=tuple(model_cfg.backbone.dcn_layers),
+        dcn_interval=model_cfg.backbone.dcn_interval,
+        anchor_octave_scales=model_cfg.anchor_octave_scales,
+        use_maskiou=model_cfg.use_maskiou,
+        maskiou_channels=tuple(model_cfg.maskiou_channels),
         pretrained=model_cfg.backbone.pretrained if pretrained == "config" else pretrained,
     )
 
@@ -66,6 +71,9 @@ def build_criterion(config: Config):
         box_weight=loss_cfg.box_weight,
         mask_weight=loss_cfg.mask_weight,
         semseg_weight=loss_cfg.semseg_weight,
+        use_maskiou=config.model.use_maskiou,
+        maskiou_weight=loss_cfg.maskiou_weight,
+        maskiou_min_gt_area=loss_cfg.maskiou_min_gt_area,
     )
 
 
@@ -82,6 +90,7 @@ def build_postprocessor(config: Config, *, nms: Optional[str] = None, score_thre
         nms_method=nms or post_cfg.nms,
         mask_threshold=post_cfg.mask_threshold,
         score_threshold=score_threshold,
+        rescore_mask=post_cfg.rescore_mask and config.model.use_maskiou,
     )
 
 

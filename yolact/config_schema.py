@@ -20,6 +20,12 @@ class BackboneConfig:
     layers: Tuple[int, ...] = (3, 4, 23, 3)
     # "imagenet" (torchvision weights, or the file in weights/), a local .pth path, or null
     pretrained: Optional[str] = "imagenet"
+    # YOLACT++: per stage, how many of its last blocks may have a deformable (DCNv2) 3x3 conv;
+    # the first block of a stage is deformable when the count reaches the stage's block count
+    # (the reference's rule). yolact_plus_base: [0, 4, 23, 3]; all zeros: plain YOLACT
+    dcn_layers: Tuple[int, ...] = (0, 0, 0, 0)
+    # YOLACT++: among those blocks, every dcn_interval-th one is deformable (yolact_plus_base: 3)
+    dcn_interval: int = 1
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,12 @@ class ModelConfig:
     anchor_aspect_ratios: Tuple[float, ...] = (1.0, 0.5, 2.0)
     # reference quirk kept by default: anchors are square whatever the aspect ratio (SPEC §4)
     use_square_anchors: bool = True
+    # anchor scales per level: n scales scale * 2**(j/n), j = 0..n-1 (YOLACT++: 3, 9 anchors per cell)
+    anchor_octave_scales: int = 1
+    # YOLACT++: add the mask-IoU head (loss.maskiou_weight, postprocess.rescore_mask)
+    use_maskiou: bool = False
+    # channels of the mask-IoU head's 3x3 stride-2 convs (a 1x1 conv to the classes follows)
+    maskiou_channels: Tuple[int, ...] = (8, 16, 32, 64, 128)
     # checkpoint (ours or the reference's) that initialises training; layers of another class
     # count are re-initialised (fine-tuning). null: backbone.pretrained only
     init_weights: Optional[str] = None
@@ -71,6 +83,10 @@ class LossConfig:
     mask_weight: float = 6.125
     # weight of the semantic segmentation term
     semseg_weight: float = 1.0
+    # weight of YOLACT++'s mask-IoU term (only with model.use_maskiou; the reference's maskiou_alpha)
+    maskiou_weight: float = 25.0
+    # the mask-IoU term leaves out positives whose GT mask has at most this many prototype pixels
+    maskiou_min_gt_area: float = 25.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +103,8 @@ class PostprocessConfig:
     nms: Literal["fast", "cross_class", "standard"] = "fast"
     # mask probability above which a pixel belongs to the instance
     mask_threshold: float = 0.5
+    # YOLACT++ (needs model.use_maskiou): mask_scores = score * predicted mask IoU per detection
+    rescore_mask: bool = False
 
 
 @dataclass(frozen=True)

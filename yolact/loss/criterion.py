@@ -8,6 +8,7 @@ from torch import nn
 
 from yolact.loss.batch_targets import ConcatenatedTargets, concatenate_targets
 from yolact.loss.mask_loss import downsample_binary_masks, lincomb_mask_loss
+from yolact.loss.maskiou_loss import maskiou_loss, maskiou_samples
 from yolact.loss.matcher import match_batch
 from yolact.loss.ohem import ohem_classification_loss
 from yolact.loss.semseg_loss import semantic_segmentation_loss
@@ -46,6 +47,11 @@ class YolactCriterion(nn.Module):
             reference's rule. Default 32, about the negatives of a one-object image.
         masks_to_train: at most this many positives per image train the mask branch.
         cls_weight, box_weight, mask_weight, semseg_weight: term weights.
+        use_maskiou: YOLACT++: add ``loss_maskiou`` (see ``yolact/loss/maskiou_loss.py``), from
+            the model's ``maskiou_head`` output, normalised like the box and mask terms.
+        maskiou_weight: its weight (the reference's ``maskiou_alpha``, 25).
+        maskiou_min_gt_area: positives whose GT mask covers at most this many prototype
+            pixels are left out of it (``discard_mask_area``, 25).
     """
 
     def __init__(
@@ -62,6 +68,9 @@ class YolactCriterion(nn.Module):
         box_weight: float = 1.5,
         mask_weight: float = 6.125,
         semseg_weight: float = 1.0,
+        use_maskiou: bool = False,
+        maskiou_weight: float = 25.0,
+        maskiou_min_gt_area: float = 25.0,
     ):
         super().__init__()
         self.num_classes = num_classes
@@ -73,6 +82,9 @@ class YolactCriterion(nn.Module):
         self.masks_to_train = masks_to_train
         self.loss_weights: Dict[str, float] = dict(zip(LOSS_NAMES, (cls_weight, box_weight, mask_weight,
                                                                     semseg_weight)))
+        self.use_maskiou, self.maskiou_min_gt_area = use_maskiou, maskiou_min_gt_area
+        if use_maskiou:
+            self.loss_weights["loss_maskiou"] = maskiou_weight
 
     def match(self, targets: Sequence[Dict[str, torch.Tensor]], anchors: torch.Tensor):
         """(conf_t (N, A) int64, idx_t (N, A) int64, loc_t (N, A, 4)) of :func:`match_batch`."""
@@ -98,12 +110,15 @@ class YolactCriterion(nn.Module):
                 ``crowd_boxes`` (m, 4) float xyxy relative (optional; other keys are ignored).
             generator: torch.Generator for the masks_to_train subset (None = global RNG).
         Returns:
-            ``loss_cls``, ``loss_box``, ``loss_mask``, ``loss_semseg``: scalar tensors.
+            ``loss_cls``, ``loss_box``, ``loss_mask``, ``loss_semseg``: scalar tensors; with
+            ``use_maskiou`` also ``loss_maskiou`` (needs ``outputs["maskiou_head"]``).
         """
         self._check_class_count(outputs)
         device = outputs["cls_logits"].device
         with _autocast_off(device):
-            return self._losses({k: _at_least_float32(v) for k, v in outputs.items()}, targets, generator)
+            # the maskiou_head output (YOLACT++) is a module, not a tensor
+            outputs = {k: _at_least_float32(v) if torch.is_tensor(v) else v for k, v in outputs.items()}
+            return self._losses(outputs, targets, generator)
 
     def _check_class_count(self, outputs: Dict[str, torch.Tensor]) -> None:
         num_logits, num_semseg = outputs["cls_logits"].shape[-1], outputs["semseg_logits"].shape[1]
@@ -132,9 +147,15 @@ class YolactCriterion(nn.Module):
             "loss_box": self._box_loss(outputs["box_deltas"], loc_t, positives),
             **self._mask_losses(outputs, gt, conf_t, idx_t, generator),
         }
-        # A further term (YOLACT++'s mask IoU) joins `unnormalised`, `normalisers` and LOSS_NAMES.
         normalisers = {"loss_cls": num_pos, "loss_box": num_pos, "loss_mask": num_pos, "loss_semseg": len(targets)}
-        return {name: unnormalised[name] * self.loss_weights[name] / normalisers[name] for name in LOSS_NAMES}
+        if self.use_maskiou:  # YOLACT++: normalised by the batch's positives like the box and mask terms
+            samples = maskiou_samples(outputs["prototypes"], outputs["mask_coeffs"], conf_t, idx_t, targets,
+                                      min_gt_area=self.maskiou_min_gt_area,
+                                      masks_to_train=self.masks_to_train, generator=generator)
+            unnormalised["loss_maskiou"] = maskiou_loss(outputs["maskiou_head"], samples)
+            normalisers["loss_maskiou"] = num_pos
+        # A further term joins `unnormalised`, `normalisers` and `loss_weights`.
+        return {name: unnormalised[name] * weight / normalisers[name] for name, weight in self.loss_weights.items()}
 
     @staticmethod
     def _box_loss(box_deltas: torch.Tensor, loc_t: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:

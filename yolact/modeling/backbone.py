@@ -10,8 +10,10 @@ from torchvision.models import get_weight
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from yolact.errors import YolactError
+from yolact.modeling.deform_conv import ModulatedDeformConv2d
 
-__all__ = ["BACKBONES", "build_backbone", "ResNetBackbone", "load_backbone_weights", "imagenet_arch_name"]
+__all__ = ["BACKBONES", "build_backbone", "ResNetBackbone", "load_backbone_weights", "imagenet_arch_name",
+           "deformable_blocks"]
 
 logger = logging.getLogger("yolact")
 
@@ -41,13 +43,18 @@ class ResNetBackbone(nn.Module):
     Args:
         block: "bottleneck" (ResNet-50/101) or "basic" (ResNet-18/34).
         layers: blocks per stage, e.g. (3, 4, 23, 3) for ResNet-101.
+        dcn_layers: per stage, how many of its last blocks may be deformable (YOLACT++: the
+            3x3 ``conv2`` becomes a DCNv2 :class:`ModulatedDeformConv2d` with a bias); see
+            :func:`deformable_blocks`. (0, 0, 0, 0), the default, is plain YOLACT.
+        dcn_interval: among those blocks, every ``dcn_interval``-th is deformable.
 
     Attributes:
         out_channels: channels of (C3, C4, C5): (512, 1024, 2048) for bottleneck blocks,
             (128, 256, 512) for basic blocks.
     """
 
-    def __init__(self, *, block: str = "bottleneck", layers: Sequence[int] = (3, 4, 23, 3)):
+    def __init__(self, *, block: str = "bottleneck", layers: Sequence[int] = (3, 4, 23, 3),
+                 dcn_layers: Sequence[int] = (0, 0, 0, 0), dcn_interval: int = 1):
         super().__init__()
         if block not in _BLOCKS:
             raise YolactError(f"unknown backbone block {block!r}: expected one of {sorted(_BLOCKS)}")
@@ -59,8 +66,22 @@ class ResNetBackbone(nn.Module):
         self.conv1, self.bn1, self.relu, self.maxpool = resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool
         self.layer1, self.layer2, self.layer3 = resnet.layer1, resnet.layer2, resnet.layer3
         self.layer4 = resnet.layer4
+        self._make_deformable(dcn_layers, dcn_interval)
         expansion = _BLOCKS[block].expansion
         self.out_channels: Tuple[int, int, int] = (128 * expansion, 256 * expansion, 512 * expansion)
+
+    def _make_deformable(self, dcn_layers: Sequence[int], dcn_interval: int) -> None:
+        if len(dcn_layers) != 4 or dcn_interval < 1:
+            raise YolactError(f"backbone dcn_layers must give 4 counts and dcn_interval be >= 1, got "
+                              f"{list(dcn_layers)} and {dcn_interval}")
+        for stage, num_dcn in zip((self.layer1, self.layer2, self.layer3, self.layer4), dcn_layers):
+            deformable_per_block = deformable_blocks(len(stage), num_dcn, dcn_interval)
+            for residual_block, deformable in zip(stage, deformable_per_block):
+                if deformable:
+                    conv = residual_block.conv2
+                    residual_block.conv2 = ModulatedDeformConv2d(
+                        conv.in_channels, conv.out_channels, conv.kernel_size[0], stride=conv.stride[0],
+                        padding=conv.padding[0], dilation=conv.dilation[0])
 
     def forward(self, images: torch.Tensor) -> List[torch.Tensor]:
         """images [N,3,H,W] float -> [C3 (stride 8), C4 (stride 16), C5 (stride 32)].
@@ -73,6 +94,17 @@ class ResNetBackbone(nn.Module):
         c4 = self.layer3(c3)
         c5 = self.layer4(c4)
         return [c3, c4, c5]
+
+
+def deformable_blocks(num_blocks: int, dcn_layers: int, dcn_interval: int = 1) -> List[bool]:
+    """Which blocks of a stage are deformable, by the reference's rule (YOLACT++ backbone.py).
+
+    The first block is deformable when ``dcn_layers >= num_blocks``; block i > 0 when
+    ``i + dcn_layers >= num_blocks`` and ``i % dcn_interval == 0``. ResNet-101 of
+    yolact_plus_base (dcn_layers 23, interval 3, 23 blocks): blocks 0, 3, ..., 21 of stage 3.
+    """
+    first = dcn_layers >= num_blocks
+    return [first] + [i + dcn_layers >= num_blocks and i % dcn_interval == 0 for i in range(1, num_blocks)]
 
 
 def imagenet_arch_name(block: str, layers: Sequence[int]) -> Optional[str]:
@@ -168,9 +200,10 @@ def _load_non_strict(backbone: ResNetBackbone, state: Dict[str, torch.Tensor], s
     logger.info(f"backbone initialised from {source}")
 
 
-def build_resnet(*, block: str, layers: Sequence[int], pretrained: Optional[str]) -> ResNetBackbone:
+def build_resnet(*, block: str, layers: Sequence[int], pretrained: Optional[str],
+                 dcn_layers: Sequence[int] = (0, 0, 0, 0), dcn_interval: int = 1) -> ResNetBackbone:
     """A :class:`ResNetBackbone` initialised as ``pretrained`` says (see :func:`load_backbone_weights`)."""
-    backbone = ResNetBackbone(block=block, layers=layers)
+    backbone = ResNetBackbone(block=block, layers=layers, dcn_layers=dcn_layers, dcn_interval=dcn_interval)
     load_backbone_weights(backbone, pretrained)
     return backbone
 
@@ -185,8 +218,9 @@ BACKBONES: Dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def build_backbone(name: str, *, layers: Sequence[int], pretrained: Optional[str]) -> nn.Module:
-    """The backbone ``name`` of :data:`BACKBONES`; an unknown name raises YolactError."""
+def build_backbone(name: str, *, layers: Sequence[int], pretrained: Optional[str], **options) -> nn.Module:
+    """The backbone ``name`` of :data:`BACKBONES`; ``options`` go to its builder (e.g. the ResNets'
+    ``dcn_layers``/``dcn_interval``). An unknown name raises YolactError."""
     if name not in BACKBONES:
         raise YolactError(f"unknown backbone {name!r}: expected one of {sorted(BACKBONES)}")
-    return BACKBONES[name](layers=layers, pretrained=pretrained)
+    return BACKBONES[name](layers=layers, pretrained=pretrained, **options)

@@ -16,7 +16,12 @@ ours                           reference
 ``head.cls_layer.``            ``prediction_layers.0.conf_layer.``
 ``head.coeff_layer.``          ``prediction_layers.0.mask_layer.``
 ``semseg_head.conv.``          ``semantic_seg_conv.``
+``maskiou_head.layers.``       ``maskiou_net.maskiou_net.``   (YOLACT++; same indices)
 =============================  ======================================
+
+YOLACT++'s deformable convs keep DCNv2's names under the renamed stage prefix:
+``backbone.layer{s+1}.{b}.conv2.{weight,bias,conv_offset_mask.weight,conv_offset_mask.bias}``
+<-> ``backbone.layers.{s}.{b}.conv2.*``.
 """
 import logging
 from typing import Dict, List, Mapping, Tuple
@@ -45,16 +50,17 @@ _PREFIX_PAIRS: Tuple[Tuple[str, str], ...] = (
     ("head.cls_layer.", "prediction_layers.0.conf_layer."),
     ("head.coeff_layer.", "prediction_layers.0.mask_layer."),
     ("semseg_head.conv.", "semantic_seg_conv."),
+    ("maskiou_head.layers.", "maskiou_net.maskiou_net."),
 )
 
 # prefixes that only the reference's layout has
 _REFERENCE_ONLY_PREFIXES = (
     "backbone.layers.", "fpn.lat_layers.", "fpn.pred_layers.", "fpn.downsample_layers.", "proto_net.",
-    "prediction_layers.", "semantic_seg_conv.",
+    "prediction_layers.", "semantic_seg_conv.", "maskiou_net.",
 )
 
 # tensors whose shape depends on the class count (our names): re-initialised on fine-tuning
-CLASS_DEPENDENT_PREFIXES = ("head.cls_layer.", "semseg_head.conv.")
+CLASS_DEPENDENT_PREFIXES = ("head.cls_layer.", "semseg_head.conv.", "maskiou_head.layers.")
 
 _NUM_FPN_DOWNSAMPLE = 2  # yolact_base's fpn.num_downsample
 

@@ -9,6 +9,7 @@ from yolact.modeling.anchors import AnchorGenerator
 from yolact.modeling.backbone import build_backbone
 from yolact.modeling.fpn import FPN
 from yolact.modeling.head import PredictionHead
+from yolact.modeling.maskiou_head import MaskIoUHead
 from yolact.modeling.protonet import Protonet
 from yolact.modeling.semantic_head import SemanticHead
 
@@ -32,7 +33,11 @@ class Yolact(nn.Module):
     - ``anchors`` [A, 4]: (cx, cy, w, h) relative to the image (not clipped), same device and
       dtype as the images, sized against H (the reference's ``max_size``);
     - ``semseg_logits`` [N, C, H3, W3]: per-class semantic logits on P3 (69x69 at 550),
-      **in training mode only**.
+      **in training mode only**;
+    - ``maskiou_head``: YOLACT++ only (when built with one), in both modes: the
+      :class:`MaskIoUHead` module itself (masks [n, 1, Hp, Wp] -> IoU [n, C]), for the criterion's
+      ``loss_maskiou`` and the post-processor's mask re-scoring, which need the matching or the
+      detections first. Not a tensor: consumers skip it where they convert outputs.
 
     A = 19248 at 550 with 3 anchors per cell; C foreground classes; k prototypes.
     The same keys (minus ``semseg_logits``) are returned in eval mode.
@@ -42,10 +47,12 @@ class Yolact(nn.Module):
     """
 
     def __init__(self, *, backbone: nn.Module, fpn: FPN, protonet: Protonet, head: PredictionHead,
-                 semseg_head: SemanticHead, anchor_generator: AnchorGenerator):
+                 semseg_head: SemanticHead, anchor_generator: AnchorGenerator,
+                 maskiou_head: Optional[MaskIoUHead] = None):
         super().__init__()
         self.backbone, self.fpn, self.protonet = backbone, fpn, protonet
         self.head, self.semseg_head, self.anchor_generator = head, semseg_head, anchor_generator
+        self.maskiou_head = maskiou_head
         self.bn_frozen = False
         self._init_non_backbone_convs()
 
@@ -60,6 +67,8 @@ class Yolact(nn.Module):
                    "prototypes": prototypes, "anchors": anchors}
         if self.training:
             outputs["semseg_logits"] = self.semseg_head(features[0])
+        if self.maskiou_head is not None:
+            outputs["maskiou_head"] = self.maskiou_head
         return outputs
 
     def set_bn_frozen(self, frozen: bool = True) -> "Yolact":
@@ -97,7 +106,10 @@ def make_yolact(*, num_classes: int = 80, block: str = "bottleneck", layers: Seq
                 fpn_channels: int = 256, proto_channels: int = 256, head_channels: int = 256,
                 num_prototypes: int = 32, anchor_scales: Sequence[float] = (24, 48, 96, 192, 384),
                 anchor_aspect_ratios: Sequence[float] = (1.0, 0.5, 2.0), use_square_anchors: bool = True,
-                pretrained: Optional[str] = None, backbone: Optional[nn.Module] = None) -> Yolact:
+                pretrained: Optional[str] = None, dcn_layers: Sequence[int] = (0, 0, 0, 0),
+                dcn_interval: int = 1, anchor_octave_scales: int = 1, use_maskiou: bool = False,
+                maskiou_channels: Sequence[int] = (8, 16, 32, 64, 128),
+                backbone: Optional[nn.Module] = None) -> Yolact:
     """YOLACT with yolact_base defaults (ResNet-101, 256-channel FPN, k = 32, 550 anchors).
 
     Args:
@@ -111,16 +123,25 @@ def make_yolact(*, num_classes: int = 80, block: str = "bottleneck", layers: Seq
         anchor_aspect_ratios: aspect ratios per cell, in order.
         use_square_anchors: the reference's square-anchor quirk (default on, SPEC §4).
         pretrained: backbone init: None, "imagenet" or a local file (see ``load_backbone_weights``).
+        dcn_layers, dcn_interval: YOLACT++'s deformable blocks (see :class:`ResNetBackbone`).
+        anchor_octave_scales: n anchor scales per level, ``scale * 2**(j/n)`` for j = 0..n-1
+            (YOLACT++: 3, with ``use_square_anchors=False``: 9 anchors per cell).
+        use_maskiou: add YOLACT++'s :class:`MaskIoUHead` with ``maskiou_channels``.
         backbone: a ready backbone module (with ``out_channels``) used instead of ``block``,
-            ``layers`` and ``pretrained``.
+            ``layers``, ``pretrained`` and the DCN options.
     """
     if num_classes < 1:
         raise YolactError(f"num_classes must be >= 1, got {num_classes}")
     if len(anchor_scales) != 5:
         raise YolactError(f"anchor_scales needs one scale per level P3..P7 (5), got {list(anchor_scales)}")
+    if anchor_octave_scales < 1:
+        raise YolactError(f"anchor_octave_scales must be >= 1, got {anchor_octave_scales}")
     if backbone is None:
-        backbone = build_backbone(block, layers=layers, pretrained=pretrained)
-    anchor_generator = AnchorGenerator(scales_per_level=[(scale,) for scale in anchor_scales],
+        backbone = build_backbone(block, layers=layers, pretrained=pretrained, dcn_layers=dcn_layers,
+                                  dcn_interval=dcn_interval)
+    octave_steps = [2 ** (step / anchor_octave_scales) for step in range(anchor_octave_scales)]
+    scales_per_level = [[scale * step for step in octave_steps] for scale in anchor_scales]
+    anchor_generator = AnchorGenerator(scales_per_level=scales_per_level,
                                        aspect_ratios=anchor_aspect_ratios,
                                        use_square_anchors=use_square_anchors)
     return Yolact(
@@ -133,4 +154,5 @@ def make_yolact(*, num_classes: int = 80, block: str = "bottleneck", layers: Seq
                             num_anchors=anchor_generator.num_anchors_per_cell),
         semseg_head=SemanticHead(in_channels=fpn_channels, num_classes=num_classes),
         anchor_generator=anchor_generator,
+        maskiou_head=MaskIoUHead(num_classes=num_classes, channels=maskiou_channels) if use_maskiou else None,
     )

@@ -12,7 +12,7 @@ from torch import nn
 
 from yolact.box_ops import decode_boxes
 from yolact.postprocess.fast_nms import cross_class_fast_nms, fast_nms
-from yolact.postprocess.mask_assembly import assemble_masks, encode_masks_rle
+from yolact.postprocess.mask_assembly import assemble_masks, encode_masks_rle, mask_probabilities
 from yolact.postprocess.standard_nms import standard_nms
 
 __all__ = ["NMS_METHODS", "MASK_FORMATS", "YolactPostProcessor", "select_candidates", "pixel_boxes"]
@@ -68,11 +68,14 @@ class YolactPostProcessor(nn.Module):
             display/eval filter; 0 keeps everything, as for COCO eval).
         mask_chunk_size: detections whose masks are assembled together: the float temporaries
             (and, for "rle", the full-size masks) never hold more than this many.
+        rescore_mask: YOLACT++: each detection also gets ``mask_scores`` = its score times the
+            IoU that the model's ``maskiou_head`` predicts for its cropped soft mask at its class
+            (the reference's ``rescore_mask``, box re-scoring off: ``scores`` and the order stay).
     """
 
     def __init__(self, *, conf_threshold: float = 0.05, nms_threshold: float = 0.5, top_k: int = 200,
                  max_detections: int = 100, nms_method: str = "fast", mask_threshold: float = 0.5,
-                 score_threshold: float = 0.0, mask_chunk_size: int = 16):
+                 score_threshold: float = 0.0, mask_chunk_size: int = 16, rescore_mask: bool = False):
         super().__init__()
         if nms_method not in NMS_METHODS:
             raise ValueError(f"nms_method must be one of {list(NMS_METHODS)}, got {nms_method!r}")
@@ -86,6 +89,7 @@ class YolactPostProcessor(nn.Module):
         self.mask_threshold = mask_threshold
         self.score_threshold = score_threshold
         self.mask_chunk_size = mask_chunk_size
+        self.rescore_mask = rescore_mask
 
     @torch.no_grad()
     def forward(self, outputs: Dict[str, torch.Tensor], image_sizes: Sequence[Tuple[int, int]],
@@ -95,7 +99,8 @@ class YolactPostProcessor(nn.Module):
         Args:
             outputs: the model's eval outputs: ``cls_logits`` (N, A, C+1) raw logits, column 0
                 background; ``box_deltas`` (N, A, 4); ``mask_coeffs`` (N, A, k);
-                ``prototypes`` (N, Hp, Wp, k); ``anchors`` (A, 4) cxcywh relative.
+                ``prototypes`` (N, Hp, Wp, k); ``anchors`` (A, 4) cxcywh relative;
+                ``maskiou_head`` with ``rescore_mask``.
             image_sizes: N pairs (h, w), the original image sizes.
             mask_format: "bool", "rle" or "none" (see :meth:`to_image`).
         Returns:
@@ -104,6 +109,9 @@ class YolactPostProcessor(nn.Module):
         class_probs = outputs["cls_logits"].softmax(dim=-1)
         detections = self.detect(class_probs, outputs["box_deltas"], outputs["mask_coeffs"],
                                  outputs["anchors"])
+        if self.rescore_mask:
+            detections = [self.rescore(found, prototypes, outputs["maskiou_head"])
+                          for found, prototypes in zip(detections, outputs["prototypes"])]
         return [self.to_image(found, prototypes, size, mask_format)
                 for found, prototypes, size in zip(detections, outputs["prototypes"], image_sizes)]
 
@@ -142,6 +150,17 @@ class YolactPostProcessor(nn.Module):
         return found
 
     @torch.no_grad()
+    def rescore(self, detections: Dict[str, torch.Tensor], prototypes: torch.Tensor,
+                maskiou_head) -> Dict[str, torch.Tensor]:
+        """A dict of :meth:`detect` plus ``maskiou`` (K,), the IoU predicted by ``maskiou_head``
+        (masks (n, 1, Hp, Wp) -> (n, C)) for each cropped soft mask at prototype resolution at its
+        class, and ``mask_scores`` (K,) = ``scores * maskiou``."""
+        masks = mask_probabilities(prototypes, detections["mask_coeffs"], detections["boxes"])  # (K, Hp, Wp)
+        predicted = maskiou_head(masks[:, None])  # (K, C)
+        maskiou = predicted.gather(1, detections["labels"].long()[:, None])[:, 0]  # (K,)
+        return {**detections, "maskiou": maskiou, "mask_scores": detections["scores"] * maskiou}
+
+    @torch.no_grad()
     def to_image(self, detections: Dict[str, torch.Tensor], prototypes: torch.Tensor,
                  image_size: Tuple[int, int], mask_format: str = "bool") -> Dict[str, object]:
         """One image's relative detections -> pixel boxes and full-size masks.
@@ -155,7 +174,8 @@ class YolactPostProcessor(nn.Module):
                 chunk; "none": no ``masks`` key (detection only).
         Returns:
             ``boxes`` float32 (K, 4) xyxy pixels of the original image, clamped to the image;
-            ``labels`` int64 (K,) 0-based foreground class; ``scores`` float32 (K,); ``masks``.
+            ``labels`` int64 (K,) 0-based foreground class; ``scores`` float32 (K,); ``masks``;
+            ``mask_scores`` float32 (K,) when the detections were re-scored (:meth:`rescore`).
         """
         if mask_format not in MASK_FORMATS:
             raise ValueError(f"mask_format must be one of {list(MASK_FORMATS)}, got {mask_format!r}")
@@ -163,6 +183,8 @@ class YolactPostProcessor(nn.Module):
         result: Dict[str, object] = {"boxes": pixel_boxes(detections["boxes"], image_size),
                                      "labels": detections["labels"].long(),
                                      "scores": detections["scores"].float()}
+        if "mask_scores" in detections:
+            result["mask_scores"] = detections["mask_scores"].float()
         if mask_format == "none":
             return result
         build = assemble_masks if mask_format == "bool" else encode_masks_rle

@@ -54,7 +54,7 @@ def benchmark_inference(model, postprocessor, batches: Iterable[Tuple[torch.Tens
             start = time.perf_counter()
             with autocast(device, amp):
                 outputs = model(images)
-            outputs = {k: v.float() for k, v in outputs.items()}
+            outputs = {k: v.float() if torch.is_tensor(v) else v for k, v in outputs.items()}
             _synchronize(device)
             after_network = time.perf_counter()
             postprocessor(outputs, sizes, mask_format="none")

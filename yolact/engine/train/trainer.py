@@ -110,7 +110,7 @@ class Trainer:
             group["lr"] = lr
         with autocast(self.device, self.amp):
             outputs = self.model(images)
-        outputs = {k: v.float() for k, v in outputs.items()}  # the loss always runs in float32
+        outputs = {k: v.float() if torch.is_tensor(v) else v for k, v in outputs.items()}  # loss in float32
         losses = self.criterion(outputs, targets)
         total = sum(losses.values())
         self.optimizer.zero_grad(set_to_none=True)
