@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from yolact.modeling.head import PredictionHead
-from yolact.modeling.winograd_conv import (MIN_IN_CHANNELS, MIN_OUT_CHANNELS, WinogradConv2d,
+from yolact.modeling.winograd_conv import (MIN_IN_CHANNELS, MIN_OUT_CHANNELS, MIN_SPATIAL_SIZE, WinogradConv2d,
                                            is_winograd_candidate, winograd_available)
 
 __all__ = ["fold_batchnorm", "use_winograd_convs", "optimize_for_inference"]
@@ -61,9 +61,10 @@ def fold_batchnorm(model: nn.Module) -> int:
 
 
 def use_winograd_convs(model: nn.Module, *, min_in_channels: int = MIN_IN_CHANNELS,
-                       min_out_channels: int = MIN_OUT_CHANNELS) -> int:
+                       min_out_channels: int = MIN_OUT_CHANNELS, min_spatial_size: int = MIN_SPATIAL_SIZE) -> int:
     """Replace every Winograd-eligible 3x3 Conv2d with at least these channels by a
-    ``WinogradConv2d``, in place; the map-size condition is checked at run time.
+    ``WinogradConv2d``, in place; the map-size condition (``min_spatial_size``) is checked at
+    run time.
 
     Returns the number replaced (0 when this PyTorch build has no NNPACK). The weights of the
     replaced convolutions are made NCHW-contiguous, the layout NNPACK reads.
@@ -79,7 +80,8 @@ def use_winograd_convs(model: nn.Module, *, min_in_channels: int = MIN_IN_CHANNE
                 with torch.no_grad():
                     child.weight.data = child.weight.data.contiguous()
                 setattr(parent, name, WinogradConv2d(child, min_in_channels=min_in_channels,
-                                                     min_out_channels=min_out_channels))
+                                                     min_out_channels=min_out_channels,
+                                                     min_spatial_size=min_spatial_size))
                 replaced += 1
     return replaced
 

@@ -59,6 +59,7 @@ class WinogradConv2d(nn.Module):
         super().__init__()
         if not is_winograd_candidate(conv):
             raise ValueError(f"not a 3x3 stride-1 dense convolution: {conv}")
+        winograd_available()  # initialises NNPACK, without which its convolution fails
         self.weight = conv.weight
         self.bias = conv.bias
         self.padding = conv.padding
