@@ -10,7 +10,9 @@ from tests.modeling.test_model_fixture import tiny_model_for
 from tests.numerics import assert_within_rounding
 from tests.postprocess.test_postprocess_reference_detections import assert_detections_equal
 from yolact.modeling.head import PredictionHead
-from yolact.modeling.inference_optimization import fold_batchnorm, optimize_for_inference, use_winograd_convs
+from yolact.modeling import inference_optimization
+from yolact.modeling.inference_optimization import (WINOGRAD_FASTER, fold_batchnorm, optimize_for_inference,
+                                                    use_winograd_convs)
 from yolact.modeling.winograd_conv import WinogradConv2d, winograd_available
 from yolact.modeling.yolact import make_yolact
 from yolact.postprocess import YolactPostProcessor
@@ -203,19 +205,28 @@ def test_optimized_tiny_model_gives_the_reference_detections(reference):
     assert_detections_equal(found, reference.dump["eval_sharp"][key], score_atol=1e-5)
 
 
+AVX2_FLAGS = frozenset({"sse2", "avx", "avx2", "fma"})
+AVX512_FLAGS = AVX2_FLAGS | {"avx512f", "avx512bw", "avx512vl", "avx512_bf16"}
+
+
 @needs_nnpack
-@pytest.mark.parametrize("capability, device, expected", [
-    ("AVX2", "cpu", {"winograd_convs": 11, "channels_last": 1}),
-    ("AVX512", "cpu", {"winograd_convs": 0, "channels_last": 1}),
-    ("AVX2", "meta", {"winograd_convs": 0, "channels_last": 0}),
+@pytest.mark.parametrize("flags, onednn_cap, device, expected", [
+    (AVX2_FLAGS, "", "cpu", {"winograd_convs": 11 if WINOGRAD_FASTER["avx2"] else 0, "channels_last": 1}),
+    (AVX512_FLAGS, "", "cpu", {"winograd_convs": 11 if WINOGRAD_FASTER["avx512"] else 0, "channels_last": 1}),
+    (AVX512_FLAGS, "AVX2", "cpu", {"winograd_convs": 11 if WINOGRAD_FASTER["avx2"] else 0, "channels_last": 1}),
+    (None, "", "cpu", {"winograd_convs": 0, "channels_last": 1}),  # no flags to read: unmeasured
+    (AVX2_FLAGS, "", "meta", {"winograd_convs": 0, "channels_last": 0}),
 ])
-def test_default_rewrites_per_device_and_cpu(monkeypatch, capability, device, expected):
-    """Winograd by default on AVX2 CPUs only (where it was measured), channels_last on CPUs.
+def test_default_rewrites_per_device_and_cpu(monkeypatch, flags, onednn_cap, device, expected):
+    """Winograd by default where the table of measurements says it is faster, from the CPU's
+    flags and oneDNN's ISA cap (not ATen's capability); channels_last on CPUs.
 
     A 256-wide model: Winograd-eligible are the 3 FPN output convs, the 4 protonet 3x3s and the
     head's upfeature, class, coefficient and fused convs (11); not the 12-channel box conv nor
     the backbone's narrow or strided 3x3s."""
-    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    monkeypatch.setattr(inference_optimization, "cpu_flags", lambda: flags)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "DEFAULT")  # not read
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", onednn_cap)
     torch.manual_seed(0)
     model = make_yolact(num_classes=80, block="bottleneck", layers=(1, 1, 1, 1), fpn_channels=256,
                         proto_channels=256, head_channels=256, num_prototypes=32).eval()

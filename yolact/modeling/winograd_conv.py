@@ -1,4 +1,5 @@
-"""A 3x3 convolution that runs as Winograd F(6x6, 3x3) (NNPACK) on CPU where that is faster.
+"""A 3x3 convolution that runs as Winograd F(6x6, 3x3) (NNPACK) on CPU where that is faster
+(where, by CPU: ``inference_optimization.WINOGRAD_FASTER``).
 
 oneDNN, PyTorch's CPU convolution library, computes a 3x3 convolution directly on AVX2 CPUs
 (it has no Winograd kernels for AVX2). YOLACT spends most of its inference FLOPs in 256-channel
