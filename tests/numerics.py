@@ -37,7 +37,7 @@ def assert_within_rounding(name: str, computed: torch.Tensor, exact: torch.Tenso
         length: the number of terms n of each element's reduction (products, plus 1 for a bias).
         extra_roundings: roundings beyond the reduction, in units of u (e.g. a transform's).
     """
-    assert computed.shape == exact.shape == abs_terms.shape, (name, computed.shape, exact.shape, abs_terms.shape)
+    assert computed.shape == exact.shape == abs_terms.shape, (name, computed.shape, exact.shape)
     bound = (gamma(length) + extra_roundings * UNIT_ROUNDOFF) * abs_terms
     error = (computed.double() - exact).abs()
     worst = (error / bound.clamp_min(torch.finfo(torch.float64).tiny)).max().item()

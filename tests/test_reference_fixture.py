@@ -4,7 +4,6 @@ import hashlib
 import subprocess
 from types import SimpleNamespace
 
-import torch
 
 from tests.conftest import fail_skipped_reference_test, reference_required
 from tests.reference_fixture.cases import COMPACT_DIR, REPO_ROOT, fixture_missing, read_state_keys
@@ -25,7 +24,8 @@ def test_compact_fixture_is_in_the_repository():
 def test_recipe_rebuilds_the_weights_from_state_keys_alone(compact_reference):
     weights = compact_reference.dump["weights"]
     keys = read_state_keys(COMPACT_DIR / "state_keys.txt")
-    assert [(name, shape) for name, shape, _ in keys] == [(name, list(shape)) for name, shape, _ in weights["keys"]]
+    stored_keys = [(name, list(shape)) for name, shape, _ in weights["keys"]]
+    assert [(name, shape) for name, shape, _ in keys] == stored_keys
     state = make_reference_state(keys, weights["seed"])
     assert len(state) == 138 and sum(t.numel() for t in state.values()) == 8_843_936
     for name, tensor in state.items():  # per tensor: names the first one that diverges

@@ -8,7 +8,8 @@ from yolact.engine import performance_advice
 from yolact.engine.performance_advice import cpu_flags, cpu_has_native, log_performance_advice
 
 # an AVX-512 Xeon without AVX-512-BF16 or AMX (where oneDNN's probe says bf16 is supported)
-AVX512_NO_BF16 = frozenset("fpu sse2 avx avx2 fma avx512f avx512dq avx512cd avx512bw avx512vl avx512_vnni".split())
+AVX512_NO_BF16 = frozenset("fpu sse2 avx avx2 fma avx512f avx512dq avx512cd avx512bw avx512vl avx512_vnni"
+                           .split())
 GRANITE_RAPIDS = AVX512_NO_BF16 | {"avx512_bf16", "avx512_fp16", "amx_bf16", "amx_fp16", "amx_tile"}
 
 
@@ -63,7 +64,8 @@ def test_without_flags_a_one_time_benchmark_decides(cpu_with, monkeypatch):
 
 def test_cpu_flags_reads_the_flags_line(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 avx512_bf16\n\nprocessor\t: 1\n")
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 avx512_bf16\n\n"
+                       "processor\t: 1\n")
     assert cpu_flags.__wrapped__(str(cpuinfo)) == frozenset({"fpu", "avx2", "avx512_bf16"})
     assert cpu_flags.__wrapped__(str(tmp_path / "absent")) is None
     (tmp_path / "arm").write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")

@@ -112,7 +112,8 @@ def test_folded_batchnorm_is_the_conv_then_batchnorm_within_rounding():
         unfolded = model(x)
         exact = copy.deepcopy(model).double()(x.double())
         scale = bn.weight.double() / (bn.running_var.double() + bn.eps).sqrt()           # [24]
-        abs_terms = (F.conv2d(x.double().abs(), conv.weight.double().abs(), padding=1) * scale.abs()[:, None, None]
+        abs_conv = F.conv2d(x.double().abs(), conv.weight.double().abs(), padding=1)
+        abs_terms = (abs_conv * scale.abs()[:, None, None]
                      + ((bn.running_mean.double() * scale).abs() + bn.bias.double().abs())[:, None, None])
         assert fold_batchnorm(model) == 1
         folded = model(x)
@@ -207,13 +208,14 @@ def test_optimized_tiny_model_gives_the_reference_detections(reference):
 
 AVX2_FLAGS = frozenset({"sse2", "avx", "avx2", "fma"})
 AVX512_FLAGS = AVX2_FLAGS | {"avx512f", "avx512bw", "avx512vl", "avx512_bf16"}
+WINOGRAD_CONVS = {isa: 11 if faster else 0 for isa, faster in WINOGRAD_FASTER.items()}
 
 
 @needs_nnpack
 @pytest.mark.parametrize("flags, onednn_cap, device, expected", [
-    (AVX2_FLAGS, "", "cpu", {"winograd_convs": 11 if WINOGRAD_FASTER["avx2"] else 0, "channels_last": 1}),
-    (AVX512_FLAGS, "", "cpu", {"winograd_convs": 11 if WINOGRAD_FASTER["avx512"] else 0, "channels_last": 1}),
-    (AVX512_FLAGS, "AVX2", "cpu", {"winograd_convs": 11 if WINOGRAD_FASTER["avx2"] else 0, "channels_last": 1}),
+    (AVX2_FLAGS, "", "cpu", {"winograd_convs": WINOGRAD_CONVS["avx2"], "channels_last": 1}),
+    (AVX512_FLAGS, "", "cpu", {"winograd_convs": WINOGRAD_CONVS["avx512"], "channels_last": 1}),
+    (AVX512_FLAGS, "AVX2", "cpu", {"winograd_convs": WINOGRAD_CONVS["avx2"], "channels_last": 1}),
     (None, "", "cpu", {"winograd_convs": 0, "channels_last": 1}),  # no flags to read: unmeasured
     (AVX2_FLAGS, "", "meta", {"winograd_convs": 0, "channels_last": 0}),
 ])

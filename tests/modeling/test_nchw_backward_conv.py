@@ -33,8 +33,8 @@ def exact_and_abs_terms(conv, x, grad_output):
     geometry = (list(conv.stride), list(conv.padding), list(conv.dilation))
 
     def forward_and_backward(x, weight, bias, grad_output):
-        grads = torch.ops.aten.convolution_backward(grad_output, x, weight, [weight.shape[0]], *geometry, False,
-                                                    [0, 0], 1, [True, True, True])
+        grads = torch.ops.aten.convolution_backward(grad_output, x, weight, [weight.shape[0]], *geometry,
+                                                    False, [0, 0], 1, [True, True, True])
         return (F.conv2d(x, weight, bias, *geometry), *grads)
 
     operands = [t.detach().double().contiguous() for t in (x, conv.weight, conv.bias, grad_output)]

@@ -25,7 +25,8 @@ __all__ = ["ReferenceCase", "COMPACT_DIR", "FULL_DIR", "REFERENCE_CASE_NAMES", "
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPACT_DIR = REPO_ROOT / "tests" / "fixtures" / "reference"
-FULL_DIR = Path(os.environ.get("YOLACT_REFERENCE_FIXTURES", REPO_ROOT.parent / "shared" / "fixtures" / "reference"))
+FULL_DIR = Path(os.environ.get("YOLACT_REFERENCE_FIXTURES",
+                               REPO_ROOT.parent / "shared" / "fixtures" / "reference"))
 REFERENCE_CASE_NAMES = ("compact", "full550")
 
 
@@ -67,7 +68,8 @@ def read_state_keys(path: Path) -> List[Tuple[str, List[int], str]]:
         if line.startswith("#") or not line.strip():
             continue
         name, dtype, shape = line.split()
-        keys.append((name, [] if shape in ("scalar", "-", "[]") else [int(d) for d in shape.split("x")], dtype))
+        dims = [] if shape in ("scalar", "-", "[]") else [int(d) for d in shape.split("x")]
+        keys.append((name, dims, dtype))
     return keys
 
 
@@ -100,8 +102,8 @@ def load_compact(folder: Path = COMPACT_DIR) -> ReferenceCase:
     post_sizes = {key: (height, width) for key, (width, height) in dump["meta"]["post_sizes"].items()}
     return ReferenceCase(name="compact", folder=folder, dump=dump, train_state=state, eval_state=state,
                          input_size=192, anchor_scales=(8, 16, 33, 67, 134), num_anchors=2307,
-                         post_sizes=post_sizes, num_positives=[7, 4], num_grads=19, max_candidates_per_class=64,
-                         fastnms=_compact_fastnms(dump, folder))
+                         post_sizes=post_sizes, num_positives=[7, 4], num_grads=19,
+                         max_candidates_per_class=64, fastnms=_compact_fastnms(dump, folder))
 
 
 def load_full(folder: Path = FULL_DIR) -> ReferenceCase:
@@ -110,7 +112,8 @@ def load_full(folder: Path = FULL_DIR) -> ReferenceCase:
     state = torch.load(folder / "yolact_tiny_state.pth", weights_only=True)
     sharp_delta = torch.load(folder / "yolact_tiny_sharp_delta.pth", weights_only=True)
     return ReferenceCase(name="full550", folder=folder, dump=dump, train_state=state,
-                         eval_state={**state, **sharp_delta}, input_size=550, anchor_scales=(24, 48, 96, 192, 384),
+                         eval_state={**state, **sharp_delta}, input_size=550,
+                         anchor_scales=(24, 48, 96, 192, 384),
                          num_anchors=19248, post_sizes={"post": (550, 550), "post_640x480": (480, 640)},
                          num_positives=[39, 23], num_grads=18, max_candidates_per_class=163,
                          fastnms=torch.load(folder / "fastnms.pth", weights_only=True))

@@ -29,7 +29,8 @@ def _conv_fan_in(shape: Sequence[int]) -> int:
     return int(shape[1]) * int(shape[2]) * int(shape[3])
 
 
-def _uniform_range(name: str, shape: Tuple[int, ...], shapes: Dict[str, Tuple[int, ...]]) -> Tuple[float, float]:
+def _uniform_range(name: str, shape: Tuple[int, ...],
+                   shapes: Dict[str, Tuple[int, ...]]) -> Tuple[float, float]:
     """(half, centre) of the recipe's table for one key."""
     stem, leaf = name.rsplit(".", 1)
     weight_shape = shapes.get(stem + ".weight")

@@ -10,7 +10,7 @@ import torch
 from yolact.build import build_model, build_postprocessor
 from yolact.engine.inference_benchmark import benchmark_inference
 from yolact.modeling.inference_optimization import optimize_for_inference, winograd_by_default
-from yolact.modeling.winograd_conv import winograd_available
+from yolact.modeling.winograd_conv import WinogradConv2d, winograd_available
 
 __all__ = ["bench_infer"]
 
@@ -23,15 +23,30 @@ def _sharpen_class_layer(model: torch.nn.Module, generator: torch.Generator) -> 
         layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) * 0.05)
 
 
-def describe_rewrites(counts: Dict[str, int]) -> str:
-    """optimize_for_inference's counts -> e.g. "53 BN folded, head fused, channels_last, 11 Winograd"."""
+def describe_rewrites(counts: Dict[str, int], winograd_taken: int) -> str:
+    """optimize_for_inference's counts and the number of convolutions that really ran as
+    Winograd -> e.g. "53 BN folded, head fused, channels_last, Winograd in 8 of 18 convs"."""
     if not counts:
         return "none"
     parts = [f"{counts['folded_batchnorms']} BN folded"] if counts["folded_batchnorms"] else []
     parts += ["head fused"] if counts["fused_heads"] else []
     parts += ["channels_last"] if counts["channels_last"] else []
-    parts.append(f"{counts['winograd_convs']} Winograd" if counts["winograd_convs"] else "no Winograd")
+    replaced = counts["winograd_convs"]
+    parts.append(f"Winograd in {winograd_taken} of {replaced} convs" if winograd_taken else "no Winograd")
     return ", ".join(parts)
+
+
+def winograd_convs_taken(model: torch.nn.Module, images: torch.Tensor) -> int:
+    """How many of the model's WinogradConv2d take the Winograd path on ``images`` (small maps
+    and narrow convolutions stay direct)."""
+    taken = []
+    hooks = [module.register_forward_pre_hook(lambda m, args: taken.append(m.uses_winograd(args[0])))
+             for module in model.modules() if isinstance(module, WinogradConv2d)]
+    with torch.inference_mode():
+        model(images)
+    for hook in hooks:
+        hook.remove()
+    return sum(taken)
 
 
 def _variants(model, device):
@@ -44,7 +59,8 @@ def _variants(model, device):
         choices.append((not default, "optimized, Winograd " + ("off" if default else "on")))
     for winograd, name in choices:
         optimized = copy.deepcopy(model)
-        variants.append((name, optimized, optimize_for_inference(optimized, device=device, winograd=winograd)))
+        counts = optimize_for_inference(optimized, device=device, winograd=winograd)
+        variants.append((name, optimized, counts))
     return variants
 
 
@@ -68,11 +84,14 @@ def bench_infer(args, device, config_for):
             with torch.inference_mode():
                 detections = postprocessor(variant_model(images.to(device)), sizes, mask_format="none")
             as_trained_ms = as_trained_ms or timing.total_ms
-            rows.append({"batch": batch, "model": variant, "rewrites": describe_rewrites(counts), "network_ms": timing.network_ms, "nms_ms": timing.nms_ms,
+            taken = winograd_convs_taken(variant_model, images.to(device))
+            rows.append({"batch": batch, "model": variant, "rewrites": describe_rewrites(counts, taken),
+                         "network_ms": timing.network_ms, "nms_ms": timing.nms_ms,
                          "masks_ms": timing.masks_ms, "total_ms_per_image": timing.total_ms,
                          "images_per_s": timing.fps, "speedup": as_trained_ms / timing.total_ms,
                          "detections_per_image": sum(len(d["scores"]) for d in detections) / batch})
     notes = [f"backbone {args.backbone}, input {args.size}, masks pasted at 640x480; times are per image",
              "optimized (default): what eval.py applies on this machine; 'rewrites' lists what was applied"]
-    return rows, ["batch", "model", "rewrites", "network_ms", "nms_ms", "masks_ms", "total_ms_per_image", "images_per_s",
+    return rows, ["batch", "model", "rewrites",
+                  "network_ms", "nms_ms", "masks_ms", "total_ms_per_image", "images_per_s",
                   "speedup", "detections_per_image"], notes

@@ -57,8 +57,8 @@ def _median_ms(run, repeats: int = 5) -> float:
 
 @functools.lru_cache(maxsize=None)
 def _autocast_not_slower(amp: str) -> bool:
-    """One-time micro-benchmark (about a second, several where emulated): forward and backward of a 64-channel 3x3
-    conv on 28x28 under ``amp`` autocast take at most twice their float32 time."""
+    """One-time micro-benchmark (about a second, several where emulated): forward and backward
+    of a 64-channel 3x3 conv on 28x28 under ``amp`` autocast take at most twice their float32 time."""
     conv = torch.nn.Conv2d(64, 64, 3, padding=1)
     x = torch.randn(1, 64, 28, 28, requires_grad=True)
 
@@ -91,5 +91,6 @@ def log_performance_advice(device: torch.device, *, amp: str = "off") -> None:
         return
     if not cpu_has_native(amp):
         wanted = " or ".join(NATIVE_CPU_FLAGS[amp])
-        logger.warning(f"{amp} autocast on this CPU ({torch.backends.cpu.get_cpu_capability()}, no {wanted}) is "
-                       f"emulated and much slower than fp32; set amp to off here")
+        capability = torch.backends.cpu.get_cpu_capability()
+        logger.warning(f"{amp} autocast on this CPU ({capability}, no {wanted}) is emulated and much slower "
+                       f"than fp32; set amp to off here")

@@ -22,8 +22,8 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from yolact.engine.performance_advice import cpu_flags
 from yolact.modeling.head import PredictionHead
-from yolact.modeling.winograd_conv import (MIN_IN_CHANNELS, MIN_OUT_CHANNELS, MIN_SPATIAL_SIZE, WinogradConv2d,
-                                           is_winograd_candidate, winograd_available)
+from yolact.modeling.winograd_conv import (MIN_IN_CHANNELS, MIN_OUT_CHANNELS, MIN_SPATIAL_SIZE,
+                                           WinogradConv2d, is_winograd_candidate, winograd_available)
 
 __all__ = ["fold_batchnorm", "use_winograd_convs", "optimize_for_inference", "winograd_by_default"]
 
@@ -36,7 +36,9 @@ logger = logging.getLogger("yolact")
 #   instead of 145 ms; the optimized network 563 ms per image with Winograd (README);
 # - "avx512", Intel Xeon (AVX-512, AVX-512-BF16/FP16, no AMX): a single 256->256 3x3 conv takes
 #   96 ms instead of 123 ms channels_last at 69x69, 331 instead of 441 at 138x138, but the whole
-#   network has not been measured faster there yet: kept off.
+#   optimized network took 7.33 s with Winograd against 7.20 s without (interleaved medians on
+#   a shared machine, 1.02x slower): the NCHW outputs cost the following channels_last convs
+#   more than Winograd saves. Off.
 # Unmeasured CPUs (other vector sets, non-x86) keep the direct kernels.
 WINOGRAD_FASTER = {"avx2": True, "avx512": False}
 
@@ -74,7 +76,8 @@ def fold_batchnorm(model: nn.Module) -> int:
 
 
 def use_winograd_convs(model: nn.Module, *, min_in_channels: int = MIN_IN_CHANNELS,
-                       min_out_channels: int = MIN_OUT_CHANNELS, min_spatial_size: int = MIN_SPATIAL_SIZE) -> int:
+                       min_out_channels: int = MIN_OUT_CHANNELS,
+                       min_spatial_size: int = MIN_SPATIAL_SIZE) -> int:
     """Replace every Winograd-eligible 3x3 Conv2d with at least these channels by a
     ``WinogradConv2d``, in place; the map-size condition (``min_spatial_size``) is checked at
     run time.
