@@ -95,11 +95,12 @@ def test_model_keeps_its_state_dict_and_gradients():
     images amplifies rounding (float32 differs from float64 by up to 14% in some backbone
     gradients, whatever the kernels). The two backwards differ only in the summation order of
     the k>1 convolutions, each of which is within gamma_n of its exact value (see
-    test_values_and_gradients_equal_the_plain_convolution); along a backward path of at most
-    one reduction per convolution of the model, their differences add up to at most
-    num_convs * 2 * gamma_n_max relative to the gradient's scale (first order), n_max = 2*48*48,
-    the stem's weight-gradient reduction: 8e-3. Measured: at most 7e-6, with AVX-512 and AVX2
-    oneDNN and with ATen's default kernels; a wrong gradient is off by O(1)."""
+    test_values_and_gradients_equal_the_plain_convolution), so two of them differ by at most
+    2 gamma_n. Along a backward path of at most one reduction per convolution (35 here), these
+    differences add up, to first order and with default-init layers that neither grow nor
+    shrink gradients much, to num_convs * 2 * gamma_n_max of the gradient's scale, n_max =
+    2*48*48 (the stem's weight-gradient reduction): 2e-2. Measured: at most 7e-6, with AVX-512
+    and AVX2 oneDNN and with ATen's default kernels; a wrong gradient is off by O(1)."""
     torch.manual_seed(0)
     plain = make_yolact(num_classes=3, block="bottleneck", layers=(1, 1, 1, 1), fpn_channels=16,
                         proto_channels=16, head_channels=16, num_prototypes=8).train()
