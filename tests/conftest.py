@@ -2,9 +2,10 @@
 
 Every test that takes ``reference`` runs once per fixture: ``compact`` (192 px, in the
 repository, always present: missing files are an error) and ``full550`` (550 px,
-../shared/fixtures/reference, skipped where absent). With ``CI`` or ``YOLACT_REQUIRE_REFERENCE``
-set in the environment, a skipped test that compares with the reference is a failure, so that
-a skip never passes for a fidelity check.
+../shared/fixtures/reference) where that folder is present; the pytest header says which ran.
+With ``CI`` or ``YOLACT_REQUIRE_REFERENCE`` set in the environment, both are required: an absent
+550 fixture fails its tests, and any skipped test that compares with the reference is a failure,
+so that a skip never passes for a fidelity check.
 """
 import logging
 import os
@@ -33,7 +34,18 @@ def _case(name: str):
     return _cases[name]
 
 
-@pytest.fixture(scope="session", params=REFERENCE_CASE_NAMES)
+def cases_to_run():
+    """The fixtures the ``reference`` tests run on: compact always, 550 where present or required."""
+    return [name for name in REFERENCE_CASE_NAMES
+            if name == "compact" or reference_required() or not fixture_missing(name)]
+
+
+def pytest_report_header(config):
+    absent = [fixture_missing(name) for name in REFERENCE_CASE_NAMES if name not in cases_to_run()]
+    return [f"reference fixtures: {', '.join(cases_to_run())}"] + [f"not run: {reason}" for reason in absent]
+
+
+@pytest.fixture(scope="session", params=cases_to_run())
 def reference(request):
     """A ``ReferenceCase``: the compact fixture, then the 550 one where it is present."""
     return _case(request.param)

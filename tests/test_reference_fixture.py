@@ -5,7 +5,8 @@ import subprocess
 from types import SimpleNamespace
 
 
-from tests.conftest import fail_skipped_reference_test, reference_required
+from tests import conftest
+from tests.conftest import cases_to_run, fail_skipped_reference_test, reference_required
 from tests.reference_fixture.cases import COMPACT_DIR, REPO_ROOT, fixture_missing, read_state_keys
 from tests.reference_fixture.weights import make_reference_state, state_sha256
 
@@ -65,3 +66,12 @@ def test_reference_required_reads_ci_and_the_yolact_switch(monkeypatch):
         monkeypatch.setenv("CI", ci)
         monkeypatch.setenv("YOLACT_REQUIRE_REFERENCE", switch)
         assert reference_required() is expected
+
+
+def test_compact_always_runs_and_the_550_fixture_whenever_required(monkeypatch):
+    monkeypatch.setattr(conftest, "fixture_missing", lambda name: f"{name} absent")
+    monkeypatch.setenv("CI", "")
+    monkeypatch.setenv("YOLACT_REQUIRE_REFERENCE", "")
+    assert cases_to_run() == ["compact"]  # a fresh clone without ../shared: nothing skipped
+    monkeypatch.setenv("CI", "true")
+    assert cases_to_run() == ["compact", "full550"]  # CI: the absent fixture fails its tests
