@@ -1,35 +1,79 @@
-"""Shared test fixtures: the reference outputs in ../shared/fixtures/reference."""
+"""Shared test fixtures: the reference implementation's outputs (tests/reference_fixture).
+
+Every test that takes ``reference`` runs once per fixture: ``compact`` (192 px, in the
+repository, always present: missing files are an error) and ``full550`` (550 px,
+../shared/fixtures/reference) where that folder is present; the pytest header says which ran.
+With ``CI`` or ``YOLACT_REQUIRE_REFERENCE`` set in the environment, both are required: an absent
+550 fixture fails its tests, and any skipped test that compares with the reference is a failure,
+so that a skip never passes for a fidelity check.
+"""
 import logging
 import os
-from pathlib import Path
 
 import pytest
-import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_DIR = Path(
-    os.environ.get("YOLACT_REFERENCE_FIXTURES", REPO_ROOT.parent / "shared" / "fixtures" / "reference")
-)
+from tests.reference_fixture.cases import REFERENCE_CASE_NAMES, fixture_missing, load_case
+
+_cases = {}
+
+
+def reference_required() -> bool:
+    """Whether skipping a reference test fails the run (CI, or YOLACT_REQUIRE_REFERENCE=1)."""
+    flags = (os.environ.get("YOLACT_REQUIRE_REFERENCE", ""), os.environ.get("CI", ""))
+    return any(flag.lower() not in ("", "0", "false", "no") for flag in flags)
+
+
+def _case(name: str):
+    missing = fixture_missing(name)
+    if missing and name == "compact":
+        pytest.fail(f"{missing}: the compact fixture is part of the repository")
+    if missing:
+        pytest.skip(missing)
+    if name not in _cases:
+        _cases[name] = load_case(name)
+    return _cases[name]
+
+
+def cases_to_run():
+    """The fixtures the ``reference`` tests run on: compact always, 550 where present or required."""
+    return [name for name in REFERENCE_CASE_NAMES
+            if name == "compact" or reference_required() or not fixture_missing(name)]
+
+
+def pytest_report_header(config):
+    absent = [fixture_missing(name) for name in REFERENCE_CASE_NAMES if name not in cases_to_run()]
+    return [f"reference fixtures: {', '.join(cases_to_run())}"] + [f"not run: {reason}" for reason in absent]
+
+
+@pytest.fixture(scope="session", params=cases_to_run())
+def reference(request):
+    """A ``ReferenceCase``: the compact fixture, then the 550 one where it is present."""
+    return _case(request.param)
 
 
 @pytest.fixture(scope="session")
-def reference_dir() -> Path:
-    """Folder of the reference implementation's fixtures (skips when it is absent)."""
-    if not (REFERENCE_DIR / "yolact_tiny_state.pth").is_file():
-        pytest.skip(f"reference fixtures not found in {REFERENCE_DIR}")
-    return REFERENCE_DIR
+def compact_reference():
+    """The compact (192 px) ``ReferenceCase`` alone, for tests that need one set of weights."""
+    return _case("compact")
 
 
-@pytest.fixture(scope="session")
-def reference_dump(reference_dir):
-    """Inputs and outputs of the reference on yolact_tiny (see the fixture README)."""
-    return torch.load(reference_dir / "yolact_tiny_dump.pth", weights_only=True)
+def compares_with_reference(item) -> bool:
+    """Whether a test item compares with a reference fixture (it takes one of the two fixtures)."""
+    return bool({"reference", "compact_reference"} & set(getattr(item, "fixturenames", ())))
 
 
-@pytest.fixture(scope="session")
-def reference_state(reference_dir):
-    """The reference's yolact_tiny state_dict (138 tensors, reference key names)."""
-    return torch.load(reference_dir / "yolact_tiny_state.pth", weights_only=True)
+def fail_skipped_reference_test(item, report, required: bool) -> None:
+    """Turn the skip report of a reference test into a failure when ``required``."""
+    if report.skipped and required and compares_with_reference(item):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"a reference test was skipped, which CI does not allow: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    fail_skipped_reference_test(item, outcome.get_result(), reference_required())
 
 
 @pytest.fixture

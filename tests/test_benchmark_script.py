@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.engine.tiny_run import make_tiny_shapes
+from yolact.optimize.winograd_conv import winograd_available
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -29,7 +30,9 @@ def data_overrides(tmp_path_factory):
     ("nms", ["method", "median_ms", "speedup_vs_batched_nms"], 3),
     ("loss", ["measure", "median_ms"], 6),
     ("train", ["data", "amp", "channels_last", "step_ms", "speedup_vs_fp32"], 5),
-    ("infer", ["batch", "model", "network_ms", "nms_ms", "masks_ms", "images_per_s", "speedup"], 4),
+    # as trained, optimized, and (with NNPACK) the other Winograd choice; batch 1 and 8
+    ("infer", ["batch", "model", "rewrites", "network_ms", "nms_ms", "masks_ms", "images_per_s", "speedup"],
+     6 if winograd_available() else 4),
     ("data", ["workers", "images_per_s"], 4),
 ])
 def test_each_subcommand_prints_a_table_and_writes_json(command, columns, rows, data_overrides, tmp_path, capsys):
@@ -49,6 +52,19 @@ def test_each_subcommand_prints_a_table_and_writes_json(command, columns, rows, 
     for row in result["rows"]:
         assert all(column in row for column in columns)
         assert all(value > 0 for key, value in row.items() if key.endswith("_ms"))
+    if command == "infer":  # 64 px: every map under Winograd's 48x48, so no row may claim it
+        optimized = "12 BN folded, head fused, channels_last, no Winograd"  # tiny: basic blocks
+        assert [row["rewrites"] for row in result["rows"][:2]] == ["none", optimized]
+        assert all(row["rewrites"].endswith("no Winograd") for row in result["rows"] if row["model"] != "as trained")
+
+
+def test_rewrites_name_only_what_ran():
+    from yolact.benchmarks.infer_bench import describe_rewrites
+
+    counts = {"folded_batchnorms": 53, "fused_heads": 1, "channels_last": 1, "winograd_convs": 18}
+    assert describe_rewrites(counts, 8) == "53 BN folded, head fused, channels_last, Winograd in 8 of 18 convs"
+    assert describe_rewrites(counts, 0) == "53 BN folded, head fused, channels_last, no Winograd"
+    assert describe_rewrites({}, 0) == "none"
 
 
 def test_benchmark_options_defaults_are_the_parsers():

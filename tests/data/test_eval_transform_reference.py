@@ -5,12 +5,13 @@ import torch
 from yolact.data import PIXEL_MEAN_BGR, PIXEL_STD_BGR, EvalTransform, eval_transform
 
 
-def test_eval_transform_matches_reference(reference_dump):
-    images_bgr, expected = reference_dump["input"]["images_bgr"], reference_dump["input"]["images"]
-    for image_bgr, reference in zip(images_bgr, expected):
-        ours = eval_transform(image_bgr.numpy(), 550)
-        assert ours.shape == (3, 550, 550) and ours.dtype == torch.float32
-        torch.testing.assert_close(ours, reference, rtol=0, atol=1e-5)
+def test_eval_transform_matches_reference(reference):
+    images_bgr, expected = reference.dump["input"]["images_bgr"], reference.dump["input"]["images"]
+    size = reference.input_size
+    for image_bgr, reference_image in zip(images_bgr, expected):
+        ours = eval_transform(image_bgr.numpy(), size)
+        assert ours.shape == (3, size, size) and ours.dtype == torch.float32
+        torch.testing.assert_close(ours, reference_image, rtol=0, atol=1e-5)
 
 
 def test_eval_transform_constants_and_channel_order():

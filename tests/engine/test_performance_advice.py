@@ -1,45 +1,80 @@
-"""Warnings for slow settings, and the benchmark's automatic amp modes, on CPUs with and without bf16."""
+"""The bf16/fp16 decision from the CPU's flags (not oneDNN's probe), its warning, and the
+benchmark's automatic amp modes, on CPUs with and without native low precision (mocked)."""
 import pytest
 import torch
 
 from yolact.benchmarks import train_bench
 from yolact.engine import performance_advice
-from yolact.engine.performance_advice import cpu_has_native, log_performance_advice
+from yolact.engine.performance_advice import cpu_flags, cpu_has_native, log_performance_advice
+
+# an AVX-512 Xeon without AVX-512-BF16 or AMX (where oneDNN's probe says bf16 is supported)
+AVX512_NO_BF16 = frozenset("fpu sse2 avx avx2 fma avx512f avx512dq avx512cd avx512bw avx512vl avx512_vnni"
+                           .split())
+GRANITE_RAPIDS = AVX512_NO_BF16 | {"avx512_bf16", "avx512_fp16", "amx_bf16", "amx_fp16", "amx_tile"}
 
 
 @pytest.fixture
-def cpu_capability(monkeypatch):
-    def set_cpu(capability: str, native: bool):
+def cpu_with(monkeypatch):
+    """Pretend this CPU has the given flags and ATen capability."""
+    def set_cpu(capability: str, flags):
         monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
-        monkeypatch.setattr(performance_advice, "cpu_has_native", lambda amp: amp == "off" or native)
-        monkeypatch.setattr(train_bench, "cpu_has_native", lambda amp: amp == "off" or native)
+        monkeypatch.setattr(performance_advice, "cpu_flags", lambda: flags)
     return set_cpu
 
 
-def test_off_is_always_native_and_the_probe_answers_a_bool():
-    assert cpu_has_native("off") is True
-    assert cpu_has_native("bf16") == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+@pytest.mark.parametrize("flags, bf16, fp16", [
+    (AVX512_NO_BF16, False, False),
+    (frozenset({"avx2", "fma"}), False, False),
+    (AVX512_NO_BF16 | {"avx512_bf16"}, True, False),
+    (AVX512_NO_BF16 | {"amx_bf16"}, True, False),
+    (AVX512_NO_BF16 | {"avx512_fp16"}, False, False),  # its fp16 conv backward is emulated
+    (AVX512_NO_BF16 | {"amx_fp16"}, False, True),
+    (GRANITE_RAPIDS, True, True),
+])
+def test_native_low_precision_comes_from_the_cpu_flags(flags, bf16, fp16):
+    assert cpu_has_native("off", flags) is True
+    assert cpu_has_native("bf16", flags) is bf16 and cpu_has_native("fp16", flags) is fp16
 
 
-def test_emulated_bf16_warns_on_an_avx2_cpu(cpu_capability, yolact_log):
-    cpu_capability("AVX2", native=False)
+def test_an_avx512_cpu_without_bf16_flags_is_emulated_whatever_onednn_says(cpu_with, monkeypatch, yolact_log):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
+    cpu_with("AVX512", AVX512_NO_BF16)
+    assert cpu_has_native("bf16") is False
     log_performance_advice(torch.device("cpu"), amp="bf16")
     log_performance_advice(torch.device("cuda"), amp="bf16")
+    # (the yolact logger and the root logger both reach caplog: one message, possibly twice)
     warnings = list(dict.fromkeys(r.getMessage() for r in yolact_log.records if r.levelname == "WARNING"))
-    assert warnings == ["bf16 autocast on this CPU (AVX2, no native bf16 kernels) is emulated and much slower "
-                        "than fp32; set amp to off here"]
+    assert warnings == ["bf16 autocast on this CPU (AVX512, no avx512_bf16 or amx_bf16) is emulated and much "
+                        "slower than fp32; set amp to off here"]
 
 
-def test_nothing_to_say_for_native_settings(cpu_capability, yolact_log):
-    cpu_capability("AVX512", native=True)
+def test_nothing_to_say_for_native_settings(cpu_with, yolact_log):
+    cpu_with("AVX512", GRANITE_RAPIDS)
     log_performance_advice(torch.device("cpu"), amp="bf16")
+    log_performance_advice(torch.device("cpu"), amp="fp16")
     log_performance_advice(torch.device("cpu"), amp="off")
     assert not [r for r in yolact_log.records if r.levelname == "WARNING"]
 
 
-@pytest.mark.parametrize("native, expected", [(False, ["off"]), (True, ["off", "bf16"])])
-def test_benchmark_auto_amp_modes_on_cpu(cpu_capability, native, expected):
-    cpu_capability("AVX2", native=native)
+def test_without_flags_a_one_time_benchmark_decides(cpu_with, monkeypatch):
+    cpu_with("DEFAULT", None)
+    monkeypatch.setattr(performance_advice, "_autocast_not_slower", lambda amp: amp == "bf16")
+    assert cpu_has_native("bf16") is True and cpu_has_native("fp16") is False
+
+
+def test_cpu_flags_reads_the_flags_line(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 avx512_bf16\n\n"
+                       "processor\t: 1\n")
+    assert cpu_flags.__wrapped__(str(cpuinfo)) == frozenset({"fpu", "avx2", "avx512_bf16"})
+    assert cpu_flags.__wrapped__(str(tmp_path / "absent")) is None
+    (tmp_path / "arm").write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")
+    assert cpu_flags.__wrapped__(str(tmp_path / "arm")) is None
+
+
+@pytest.mark.parametrize("flags, expected", [(AVX512_NO_BF16, ["off"]), (GRANITE_RAPIDS, ["off", "bf16"])])
+def test_benchmark_auto_amp_modes_on_cpu(cpu_with, flags, expected):
+    cpu_with("AVX512", flags)
     assert train_bench._amp_modes(torch.device("cpu"), "auto") == expected
     assert train_bench._amp_modes(torch.device("cpu"), "off,bf16") == ["off", "bf16"]
     assert train_bench._amp_modes(torch.device("cuda"), "auto") == ["off", "bf16", "fp16"]

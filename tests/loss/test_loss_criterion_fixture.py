@@ -1,4 +1,4 @@
-"""The criterion against the reference's own loss terms and matching (fixtures/reference)."""
+"""The criterion against the reference's own loss terms and matching (tests/reference_fixture)."""
 import pytest
 import torch
 
@@ -30,14 +30,16 @@ def _outputs_from_reference(preds):
 
 
 @pytest.fixture(scope="module")
-def reference_case(reference_dump):
-    return _targets_from_reference(reference_dump["input"]), reference_dump["train"]
+def reference_case(reference):
+    return _targets_from_reference(reference.dump["input"]), reference.dump["train"]
 
 
-def test_fixture_has_crowds_and_positives(reference_case):
+def test_fixture_has_crowds_and_positives(reference_case, reference):
     targets, train = reference_case
     assert [t["crowd_boxes"].shape[0] for t in targets] == [1, 0]
-    assert (train["match"]["conf_t"] > 0).sum(dim=1).tolist() == [39, 23]  # both under masks_to_train
+    # both under masks_to_train; the crowd region makes anchors of image 0 neutral (-1)
+    assert (train["match"]["conf_t"] > 0).sum(dim=1).tolist() == reference.num_positives
+    assert (train["match"]["conf_t"][0] == -1).any()
 
 
 def test_matching_equals_reference(reference_case):
@@ -52,12 +54,12 @@ def test_matching_equals_reference(reference_case):
         torch.testing.assert_close(loc_t, train["match"]["loc_t"][image], rtol=1e-5, atol=1e-6)
 
 
-def test_criterion_match_stacks_the_images(reference_case):
+def test_criterion_match_stacks_the_images(reference_case, reference):
     targets, train = reference_case
     conf_t, idx_t, loc_t = YolactCriterion(num_classes=80).match(targets, train["preds"]["priors"])
     assert torch.equal(conf_t, train["match"]["conf_t"])
     assert torch.equal(idx_t, train["match"]["idx_t"])
-    assert loc_t.shape == (2, 19248, 4)
+    assert loc_t.shape == (2, reference.num_anchors, 4)
 
 
 def test_loss_terms_equal_reference(reference_case):

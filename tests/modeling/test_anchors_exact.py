@@ -71,3 +71,20 @@ def test_cache_is_per_size_device_and_dtype():
     assert as_double.dtype == torch.float64 and torch.equal(as_double.float(), first)
     other_input = generator(_SIZES_550, 700, device="cpu", dtype=torch.float32)
     assert torch.allclose(other_input[:, 2] * 700, first[:, 2] * 550)
+
+
+def test_anchors_equal_the_reference_priors(reference):
+    """The generator alone, at the fixture's input size and scales (192 px: 8, 16, 33, 67, 134
+    and grids 24, 12, 6, 3, 2; 550 px: the yolact_base scales and grids 69 .. 5)."""
+    size = side = reference.input_size
+    level_sizes = []
+    for halving in range(7):  # every stride-2 stage rounds up; P3 is the third halving, P7 the 7th
+        side = (side + 1) // 2
+        if halving >= 2:
+            level_sizes.append((side, side))
+    generator = AnchorGenerator(scales_per_level=[(scale,) for scale in reference.anchor_scales],
+                                aspect_ratios=(1.0, 0.5, 2.0), use_square_anchors=True)
+    anchors = generator(level_sizes, size, device="cpu", dtype=torch.float32)
+    expected = reference.dump["train"]["preds"]["priors"]
+    assert anchors.shape == expected.shape == (reference.num_anchors, 4)
+    assert torch.equal(anchors, expected)

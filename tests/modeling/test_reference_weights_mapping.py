@@ -22,6 +22,12 @@ def _tiny(num_classes=80, **overrides):
 
 
 @pytest.fixture(scope="module")
+def reference_state(compact_reference):
+    """The reference's yolact_tiny state_dict (138 tensors, reference key names)."""
+    return compact_reference.train_state
+
+
+@pytest.fixture(scope="module")
 def tiny_model():
     torch.manual_seed(0)
     return _tiny()

@@ -7,8 +7,8 @@ from yolact.postprocess.fast_nms import cross_class_fast_nms, fast_nms, max_iou_
 
 
 @pytest.fixture(scope="module")
-def fastnms_fixture(reference_dir):
-    return torch.load(reference_dir / "fastnms.pth", weights_only=True)
+def fastnms_fixture(reference):
+    return reference.fastnms
 
 
 def grid_boxes(num_boxes: int, generator: torch.Generator) -> torch.Tensor:

@@ -6,8 +6,8 @@ from yolact.postprocess.standard_nms import standard_nms
 
 
 @pytest.fixture(scope="module")
-def fastnms_fixture(reference_dir):
-    return torch.load(reference_dir / "fastnms.pth", weights_only=True)
+def fastnms_fixture(reference):
+    return reference.fastnms
 
 
 def python_iou(box_a, box_b) -> float:
@@ -52,12 +52,12 @@ def test_matches_torchvision_results_of_the_fixture(fastnms_fixture):
         assert torch.allclose(found["boxes"], expected["box"], rtol=0, atol=1e-5)
 
 
-def test_per_class_threshold_on_the_fixture(fastnms_fixture):
+def test_per_class_threshold_on_the_fixture(fastnms_fixture, reference):
     """Greedy NMS handles boxes in score order, so boxes under the threshold never suppress one
     above it: filtering before NMS equals filtering the unfiltered result (each class has at most
-    163 candidates above 0.05, all inside its top 200)."""
+    163 candidates above 0.05 at 550, 64 at 192, all inside its top 200)."""
     candidates = fastnms_fixture["candidates"]
-    assert (candidates["scores"] > 0.05).sum(dim=1).max() <= 200
+    assert (candidates["scores"] > 0.05).sum(dim=1).max() == reference.max_candidates_per_class
     found = standard_nms(candidates["boxes"], candidates["scores"], candidates["masks"], max_detections=None)
     unfiltered = standard_nms(candidates["boxes"], candidates["scores"], candidates["masks"],
                               conf_threshold=None, max_detections=None)

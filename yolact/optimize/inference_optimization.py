@@ -13,19 +13,34 @@ BatchNorm statistics are baked into the weights and the state_dict no longer mat
 checkpoint's.
 """
 import logging
+import os
 from typing import Dict, Optional
 
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from yolact.engine.performance_advice import cpu_flags
 from yolact.modeling.head import PredictionHead
-from yolact.optimize.winograd_conv import (MIN_IN_CHANNELS, MIN_OUT_CHANNELS, WinogradConv2d,
-                                           is_winograd_candidate, winograd_available)
+from yolact.optimize.winograd_conv import (MIN_IN_CHANNELS, MIN_OUT_CHANNELS, MIN_SPATIAL_SIZE,
+                                           WinogradConv2d, is_winograd_candidate, winograd_available)
 
-__all__ = ["fold_batchnorm", "use_winograd_convs", "optimize_for_inference"]
+__all__ = ["fold_batchnorm", "use_winograd_convs", "optimize_for_inference", "winograd_by_default"]
 
 logger = logging.getLogger("yolact")
+
+# Whether Winograd (NNPACK, whose kernels stop at AVX2/FMA3) made the whole model faster than
+# oneDNN's direct channels_last 3x3 kernels, by the vector set oneDNN uses (R50, 550, batch 1,
+# 2 threads, ``scripts/benchmark.py infer``, network time per image):
+# - "avx2", AMD EPYC (AVX2): 256->256 3x3 at 69x69 17 ms instead of 31 ms, at 138x138 50 ms
+#   instead of 145 ms; the optimized network 563 ms per image with Winograd (README);
+# - "avx512", Intel Xeon (AVX-512, AVX-512-BF16/FP16, no AMX): a single 256->256 3x3 conv takes
+#   96 ms instead of 123 ms channels_last at 69x69, 331 instead of 441 at 138x138, but the whole
+#   optimized network took 7.33 s with Winograd against 7.20 s without (interleaved medians on
+#   a shared machine, 1.02x slower): the NCHW outputs cost the following channels_last convs
+#   more than Winograd saves. Off.
+# Unmeasured CPUs (other vector sets, non-x86) keep the direct kernels.
+WINOGRAD_FASTER = {"avx2": True, "avx512": False}
 
 
 def _fold_pairs_in(parent: nn.Module) -> int:
@@ -61,9 +76,11 @@ def fold_batchnorm(model: nn.Module) -> int:
 
 
 def use_winograd_convs(model: nn.Module, *, min_in_channels: int = MIN_IN_CHANNELS,
-                       min_out_channels: int = MIN_OUT_CHANNELS) -> int:
+                       min_out_channels: int = MIN_OUT_CHANNELS,
+                       min_spatial_size: int = MIN_SPATIAL_SIZE) -> int:
     """Replace every Winograd-eligible 3x3 Conv2d with at least these channels by a
-    ``WinogradConv2d``, in place; the map-size condition is checked at run time.
+    ``WinogradConv2d``, in place; the map-size condition (``min_spatial_size``) is checked at
+    run time.
 
     Returns the number replaced (0 when this PyTorch build has no NNPACK). The weights of the
     replaced convolutions are made NCHW-contiguous, the layout NNPACK reads.
@@ -79,7 +96,8 @@ def use_winograd_convs(model: nn.Module, *, min_in_channels: int = MIN_IN_CHANNE
                 with torch.no_grad():
                     child.weight.data = child.weight.data.contiguous()
                 setattr(parent, name, WinogradConv2d(child, min_in_channels=min_in_channels,
-                                                     min_out_channels=min_out_channels))
+                                                     min_out_channels=min_out_channels,
+                                                     min_spatial_size=min_spatial_size))
                 replaced += 1
     return replaced
 
@@ -92,21 +110,41 @@ def fuse_head_predictors(model: nn.Module) -> int:
     return len(heads)
 
 
+def _onednn_vector_isa() -> Optional[str]:
+    """"avx512" or "avx2": the widest x86 vector set oneDNN's direct kernels use on this CPU
+    (its ONEDNN_MAX_CPU_ISA cap included); None without x86 flags or AVX2 with FMA."""
+    flags = cpu_flags()
+    if flags is None or not {"avx2", "fma"} <= flags:
+        return None
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "")).upper()
+    capped = cap.startswith(("AVX2", "AVX_", "SSE"))
+    return "avx2" if capped or "avx512f" not in flags else "avx512"
+
+
+def winograd_by_default(device: torch.device) -> bool:
+    """Whether ``optimize_for_inference`` applies Winograd here: on CPUs where it measured
+    faster in the whole R50 model (``WINOGRAD_FASTER``), and only with NNPACK."""
+    if torch.device(device).type != "cpu":
+        return False
+    return WINOGRAD_FASTER.get(_onednn_vector_isa(), False) and winograd_available()
+
+
 def optimize_for_inference(model: nn.Module, *, device: torch.device, fold_bn: bool = True,
                            fuse_head: bool = True, channels_last: Optional[bool] = None,
                            winograd: Optional[bool] = None) -> Dict[str, int]:
     """Apply the rewrites in place to a model in eval mode on ``device``.
 
     ``channels_last`` defaults to on for CPU and off elsewhere (on CUDA, cuDNN picks its own
-    algorithms and the layout matters only with autocast). ``winograd`` defaults to on for AVX2
-    CPUs only: NNPACK's kernels stop at AVX2 (FMA3), so on AVX-512 CPUs, where oneDNN's direct
-    kernels are twice as wide, its advantage is not established. Returns counts:
+    algorithms and the layout matters only with autocast). ``winograd`` defaults to
+    ``winograd_by_default(device)``: the table ``WINOGRAD_FASTER``, by the vector instructions
+    oneDNN uses on this CPU (read from its flags, not from ATen's capability, which
+    ATEN_CPU_CAPABILITY changes without changing oneDNN). Returns counts:
     {"folded_batchnorms", "fused_heads", "winograd_convs", "channels_last"}.
     """
     on_cpu = torch.device(device).type == "cpu"
     channels_last = on_cpu if channels_last is None else channels_last
     if winograd is None:
-        winograd = on_cpu and torch.backends.cpu.get_cpu_capability() == "AVX2"
+        winograd = winograd_by_default(device)
     model.eval()
     folded = fold_batchnorm(model) if fold_bn else 0
     fused = fuse_head_predictors(model) if fuse_head else 0

@@ -1,4 +1,5 @@
-"""A 3x3 convolution that runs as Winograd F(6x6, 3x3) (NNPACK) on CPU where that is faster.
+"""A 3x3 convolution that runs as Winograd F(6x6, 3x3) (NNPACK) on CPU where that is faster
+(where, by CPU: ``inference_optimization.WINOGRAD_FASTER``).
 
 oneDNN, PyTorch's CPU convolution library, computes a 3x3 convolution directly on AVX2 CPUs
 (it has no Winograd kernels for AVX2). YOLACT spends most of its inference FLOPs in 256-channel
@@ -59,6 +60,7 @@ class WinogradConv2d(nn.Module):
         super().__init__()
         if not is_winograd_candidate(conv):
             raise ValueError(f"not a 3x3 stride-1 dense convolution: {conv}")
+        winograd_available()  # initialises NNPACK, without which its convolution fails
         self.weight = conv.weight
         self.bias = conv.bias
         self.padding = conv.padding

@@ -1,0 +1,1 @@
+"""Test helpers for the reference fixtures: the seeded weight recipe and the loaders."""
