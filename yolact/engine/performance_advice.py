@@ -18,10 +18,11 @@ time (native: 1.3x and less; emulated: 3x and more).
 import functools
 import logging
 import time
-from pathlib import Path
 from typing import FrozenSet, Optional
 
 import torch
+
+from yolact.utils.cpu_flags import cpu_flags
 
 __all__ = ["NATIVE_CPU_FLAGS", "cpu_flags", "cpu_has_native", "log_performance_advice"]
 
@@ -30,20 +31,6 @@ logger = logging.getLogger("yolact")
 # the x86 flags (as /proc/cpuinfo spells them) with which each autocast dtype runs natively
 NATIVE_CPU_FLAGS = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("amx_fp16",)}
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-@functools.lru_cache(maxsize=None)
-def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> Optional[FrozenSet[str]]:
-    """The first processor's x86 ``flags`` from ``cpuinfo``; None where there are none to read."""
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            return frozenset(value.split())
-    return None
 
 
 def _median_ms(run, repeats: int = 5) -> float:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from yolact.engine.performance_advice import cpu_flags
+from yolact.utils.cpu_flags import cpu_flags
 from yolact.modeling.head import PredictionHead
 from yolact.optimize.winograd_conv import (MIN_IN_CHANNELS, MIN_OUT_CHANNELS, MIN_SPATIAL_SIZE,
                                            WinogradConv2d, is_winograd_candidate, winograd_available)
