@@ -1,8 +1,9 @@
 """Output folders: checked for writing before any work starts, numbered so finished work is never overwritten.
 
 Every failure here is a :class:`~yolact.errors.YolactError` whose one-line message names the
-folder: ``<folder>: cannot create the folder, <file> is a file``, ``<folder>: the folder is not
-writable (<reason>)`` or ``no space left on <folder> (<reason>)``.
+folder: ``<folder>: cannot create the folder, <file> is a file``, ``<folder>: is a file, not a
+folder``, ``<folder>: the folder is not writable (<reason>)`` or ``no space left on <folder>
+(<reason>)``.
 """
 import errno
 import os
@@ -55,6 +56,8 @@ def check_writable_folder(folder: Path) -> None:
     """
     folder = Path(folder)
     existing = _nearest_existing(folder)
+    if existing == folder and not existing.is_dir():
+        raise OutputWriteError(f"{folder}: is a file, not a folder", errno.ENOTDIR)
     if not existing.is_dir():
         raise OutputWriteError(f"{folder}: cannot create the folder, {existing} is a file", errno.ENOTDIR)
     try:

@@ -20,7 +20,7 @@ from yolact.engine.runtime import select_device
 from yolact.errors import YolactError
 from yolact.optimize.inference_optimization import optimize_for_inference
 from yolact.utils.atomic import atomic_write
-from yolact.utils.output_folders import check_writable_folder, next_free_folder, remove_if_empty
+from yolact.utils.output_folders import check_writable_folder, next_free_folder, remove_folder, remove_if_empty
 
 __all__ = ["EvalOptions", "run_eval_app", "split_in_out"]
 
@@ -87,6 +87,17 @@ def _named_folders(options: EvalOptions) -> List[Path]:
     return folders
 
 
+def _check_inputs(options: EvalOptions) -> None:
+    """Fail now, in one line naming it, when the picture, folder or video to run on is missing."""
+    if options.image and not Path(split_in_out(options.image)[0]).is_file():
+        raise YolactError(f"{split_in_out(options.image)[0]}: image not found")
+    if options.images and not Path(split_in_out(options.images)[0]).is_dir():
+        raise YolactError(f"{split_in_out(options.images)[0]}: image folder not found")
+    source = split_in_out(options.video)[0] if options.video is not None else None
+    if source is not None and not source.isdigit() and not Path(source).is_file():
+        raise YolactError(f"{source}: video file not found")
+
+
 def _check_outputs(options: EvalOptions, weights: Path) -> None:
     """Fail now, in one line naming the folder, when an output place cannot be written."""
     folders = _named_folders(options)
@@ -110,6 +121,7 @@ def _reserve_output_dir(options: EvalOptions, weights: Path) -> Optional[Path]:
 
 def run_eval_app(options: EvalOptions) -> int:
     weights = Path(options.weights)
+    _check_inputs(options)
     _check_outputs(options, weights)
     device = select_device(options.device)
     log_performance_advice(device, amp=options.amp)
@@ -131,13 +143,17 @@ def run_eval_app(options: EvalOptions) -> int:
 
 
 def _with_output_dir(options: EvalOptions, weights: Path, work) -> int:
-    """``work(out_dir)`` in a freshly reserved results folder, removed again if nothing went in."""
+    """``work(out_dir)`` in a freshly reserved results folder, removed again if nothing went in or
+    the work failed (a ``--output`` folder is the user's: left as it is)."""
     out_dir = _reserve_output_dir(options, weights)
     try:
         code = work(out_dir)
-    finally:
+    except BaseException:
         if not options.output:
-            remove_if_empty(out_dir)
+            remove_folder(out_dir)
+        raise
+    if not options.output:
+        remove_if_empty(out_dir)
     if out_dir is not None and out_dir.is_dir():
         logger.info(f"results in {out_dir}")
     return code
