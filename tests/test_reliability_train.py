@@ -93,6 +93,19 @@ def test_full_disk_at_the_first_save_leaves_no_run_folder(data_root, tmp_path, m
     assert os.listdir(tmp_path / "runs") == []
 
 
+def test_full_disk_while_writing_metrics_names_the_run_folder(data_root, tmp_path, monkeypatch, capsys):
+    import csv
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(csv.DictWriter, "writerow", full_disk)
+    assert train.main(train_args(data_root, tmp_path / "runs", "--name", "metrics")) == 2
+    assert error_lines(capsys.readouterr().err) == [
+        f"error: no space left on {tmp_path / 'runs' / 'metrics'} (No space left on device); training stopped, "
+        f"no checkpoint was saved"]
+    assert os.listdir(tmp_path / "runs") == []
+
+
 def test_dataset_smaller_than_one_batch_trains_with_repeated_images(data_root, tmp_path, capsys):
     args = train_args(data_root, tmp_path / "runs", "--name", "small", **{"train.batch_size": 10})
     assert train.main(args) == 0

@@ -14,7 +14,7 @@ from typing import Optional
 
 from yolact.errors import YolactError
 
-__all__ = ["OutputWriteError", "write_error", "check_writable_folder", "next_free_folder", "remove_if_empty",
+__all__ = ["OutputWriteError", "is_disk_full", "write_error", "check_writable_folder", "next_free_folder", "remove_if_empty",
            "remove_folder"]
 
 # errno values that mean "the disk (or the quota, or the file-size limit) is full".
@@ -31,6 +31,11 @@ class OutputWriteError(YolactError, OSError):
         super().__init__(message)
         self.errno = code
         self.disk_full = code in _DISK_FULL
+
+
+def is_disk_full(error: OSError) -> bool:
+    """Whether ``error`` means a full disk, quota or file-size limit."""
+    return error.errno in _DISK_FULL
 
 
 def write_error(folder: Path, error: OSError) -> OutputWriteError:

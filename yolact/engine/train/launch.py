@@ -21,7 +21,8 @@ from yolact.errors import YolactError
 from yolact.optimize.nchw_backward_conv import to_channels_last_for_training
 from yolact.utils.atomic import atomic_write
 from yolact.utils.distributed import barrier, cleanup_distributed, init_distributed
-from yolact.utils.output_folders import OutputWriteError, check_writable_folder, remove_folder
+from yolact.utils.output_folders import (OutputWriteError, check_writable_folder, is_disk_full, remove_folder,
+                                          write_error)
 
 __all__ = ["launch_training", "prepare_data"]
 
@@ -172,7 +173,7 @@ def _run_trainer(trainer: Trainer, run_dir: Optional[Path], created: bool) -> Tr
     """``trainer.train()``; a failed new run without any checkpoint leaves no folder behind, and a
     failed write (full disk) names the last good checkpoint."""
     try:
-        return trainer.train()
+        return _train_naming_full_disk(trainer, run_dir)
     except YolactError as error:
         for hook in trainer.hooks:  # a failed final save skipped the monitor's own close (bar, train.log)
             if isinstance(hook, TrainMonitor):
@@ -182,6 +183,17 @@ def _run_trainer(trainer: Trainer, run_dir: Optional[Path], created: bool) -> Tr
         if isinstance(error, OutputWriteError):
             raise YolactError(f"{error}; training stopped, {last_checkpoint_note(run_dir)}") from None
         raise
+
+
+def _train_naming_full_disk(trainer: Trainer, run_dir: Optional[Path]) -> TrainState:
+    """``trainer.train()``; a full disk met outside the atomic writes (metrics.csv, events) becomes
+    the same one-line OutputWriteError, naming the run folder."""
+    try:
+        return trainer.train()
+    except OSError as error:
+        if isinstance(error, YolactError) or run_dir is None or not is_disk_full(error):
+            raise
+        raise write_error(run_dir, error) from None
 
 
 def _initialise_from(model: torch.nn.Module, path: Path) -> None:
