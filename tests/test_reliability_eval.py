@@ -62,7 +62,8 @@ def test_output_under_a_file_fails_before_the_work(trained, tmp_path, capfd):
     image = sorted((trained["data"] / "val").iterdir())[0]
     under_file = f"cannot create the folder, {blocker} is a file"
     cases = [(["--output", str(blocker / "out")], f"{blocker / 'out'}: {under_file}"),
-             (["--images", f"{trained['data'] / 'val'}:{blocker / 'drawn'}"], f"{blocker / 'drawn'}: {under_file}"),
+             (["--images", f"{trained['data'] / 'val'}:{blocker / 'drawn'}"],
+              f"{blocker / 'drawn'}: {under_file}"),
              (["--image", f"{image}:{blocker / 'one.png'}"], f"{blocker}: is a file, not a folder"),
              (["--images", str(trained["data"] / "val"), "--save-json", str(blocker / "dets.json")],
               f"{blocker}: is a file, not a folder")]
@@ -82,7 +83,8 @@ def test_read_only_output_fails_before_the_evaluation(trained, tmp_path, capfd, 
     monkeypatch.setattr(tempfile, "mkstemp", read_only)
     assert run_eval(trained, "--output", str(tmp_path / "out")) == 2
     captured = capfd.readouterr()
-    assert captured.err.splitlines() == [f"error: {tmp_path / 'out'}: the folder is not writable (Read-only file system)"]
+    assert captured.err.splitlines() == [
+        f"error: {tmp_path / 'out'}: the folder is not writable (Read-only file system)"]
     assert captured.out == "" and os.listdir(tmp_path) == []
 
 
@@ -112,7 +114,8 @@ def test_malicious_pickle_is_refused_in_one_line_without_warnings(tmp_path, capf
     path.write_bytes(pickle.dumps({"model": Exploit()}, protocol=4))
     assert eval_cli.main(["--weights", str(path), "--device", "cpu", "--output", str(tmp_path / "out")]) == 2
     lines = capfd.readouterr().err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: {path}: refused to load, not a plain-tensor checkpoint (")
+    assert len(lines) == 1
+    assert lines[0].startswith(f"error: {path}: refused to load, not a plain-tensor checkpoint (")
     assert lines[0].endswith(")") and "Weights only load failed" not in lines[0]
     assert not (tmp_path / "PWNED").exists()
 

@@ -53,7 +53,8 @@ def test_read_only_output_dir_fails_before_any_work(data_root, tmp_path, capsys,
     (tmp_path / "runs").mkdir()
     assert train.main(train_args(data_root, tmp_path / "runs")) == 2
     err = capsys.readouterr().err
-    assert err.splitlines() == [f"error: {tmp_path / 'runs'}: the folder is not writable (Read-only file system)"]
+    assert err.splitlines() == [
+        f"error: {tmp_path / 'runs'}: the folder is not writable (Read-only file system)"]
     assert os.listdir(tmp_path / "runs") == []
 
 
@@ -89,7 +90,8 @@ def test_full_disk_at_the_first_save_leaves_no_run_folder(data_root, tmp_path, m
     assert train.main(train_args(data_root, tmp_path / "runs", "--name", "first")) == 2
     weights = tmp_path / "runs" / "first" / "weights"
     assert error_lines(capsys.readouterr().err) == [
-        f"error: no space left on {weights} (No space left on device); training stopped, no checkpoint was saved"]
+        f"error: no space left on {weights} (No space left on device); training stopped, "
+        f"no checkpoint was saved"]
     assert os.listdir(tmp_path / "runs") == []
 
 

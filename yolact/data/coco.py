@@ -139,7 +139,8 @@ class CocoInstanceDataset(torch.utils.data.Dataset):
     def read_image(self, record: ImageRecord):
         """(H, W, 3) uint8 BGR, or None when the file cannot be decoded or has the wrong size."""
         # EXIF orientation is ignored: the annotations refer to the stored pixel grid.
-        image = read_image_file(record.path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)  # no libjpeg noise
+        # Decoded from bytes: no OpenCV or libjpeg message before ours.
+        image = read_image_file(record.path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
         if image is None:
             reason = "cannot be decoded"
         elif image.shape[:2] != (record.height, record.width):

@@ -37,7 +37,7 @@ class ResumableBatchSampler:
                  world_size: int = 1, start_iteration: int = 0):
         self.global_batch = batch_size * world_size
         if dataset_size < 1 or batch_size < 1:
-            raise ValueError(f"need at least one image and a batch of one (got {dataset_size} and {batch_size})")
+            raise ValueError(f"need at least one image and one per batch (got {dataset_size}, {batch_size})")
         self.dataset_size, self.batch_size, self.seed = dataset_size, batch_size, seed
         self.rank, self.start_iteration = rank, start_iteration
         self.iterations_per_epoch = dataset_size // self.global_batch  # 0: smaller than one batch

@@ -59,7 +59,8 @@ def load_checkpoint(path) -> Dict[str, Any]:
 def _unpickler_reason(message: str) -> str:
     """What torch's weights-only refusal says was refused, without its advice, in whole words."""
     paragraphs = [part.strip() for part in re.split(r"\n\s*\n", message) if part.strip()]
-    kept = [part for part in paragraphs if not part.startswith(("Weights only load failed", "Check the documentation"))]
+    advice = ("Weights only load failed", "Check the documentation")
+    kept = [part for part in paragraphs if not part.startswith(advice)]
     reason = " ".join(" ".join(kept or paragraphs[:1]).split()) or "unsafe pickle"
     if len(reason) > 160:
         reason = reason[:160].rsplit(" ", 1)[0] + " ..."

@@ -14,7 +14,8 @@ from typing import Optional
 
 from yolact.errors import YolactError
 
-__all__ = ["OutputWriteError", "is_disk_full", "write_error", "check_writable_folder", "next_free_folder", "remove_if_empty",
+__all__ = ["OutputWriteError", "is_disk_full", "write_error", "check_writable_folder", "next_free_folder",
+           "remove_if_empty",
            "remove_folder"]
 
 # errno values that mean "the disk (or the quota, or the file-size limit) is full".

@@ -8,8 +8,9 @@ is written.
 """
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -20,7 +21,8 @@ from yolact.engine.runtime import select_device
 from yolact.errors import YolactError
 from yolact.optimize.inference_optimization import optimize_for_inference
 from yolact.utils.atomic import atomic_write
-from yolact.utils.output_folders import check_writable_folder, next_free_folder, remove_folder, remove_if_empty
+from yolact.utils.output_folders import (check_writable_folder, next_free_folder, remove_folder,
+                                          remove_if_empty, write_error)
 
 __all__ = ["EvalOptions", "run_eval_app", "split_in_out"]
 
@@ -113,7 +115,10 @@ def _reserve_output_dir(options: EvalOptions, weights: Path) -> Optional[Path]:
         return None
     if options.output:
         folder = Path(options.output)
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise write_error(folder, error) from None
         return folder
     mode = "eval" if not (options.image or options.images or options.video is not None) else "predict"
     return next_free_folder(_results_parent(weights), mode)
@@ -133,16 +138,16 @@ def run_eval_app(options: EvalOptions) -> int:
         optimize_for_inference(loaded.model, device=device, channels_last=True if options.channels_last else None)
     postprocessor = build_postprocessor(loaded.config, nms=options.nms)
     if options.image or options.images or options.video is not None:
-        return _with_output_dir(options, weights, lambda out_dir: _run_pictures(options, loaded, postprocessor,
-                                                                                device, out_dir))
+        work = partial(_run_pictures, options, loaded, postprocessor, device)
+        return _with_output_dir(options, weights, work)
     dataset = build_dataset(loaded.config, "val")
     if options.benchmark:
         return _run_benchmark(options, loaded, postprocessor, dataset, device)
-    return _with_output_dir(options, weights, lambda out_dir: _run_coco_eval(options, loaded, postprocessor,
-                                                                            dataset, device, out_dir))
+    work = partial(_run_coco_eval, options, loaded, postprocessor, dataset, device)
+    return _with_output_dir(options, weights, work)
 
 
-def _with_output_dir(options: EvalOptions, weights: Path, work) -> int:
+def _with_output_dir(options: EvalOptions, weights: Path, work: Callable[[Optional[Path]], int]) -> int:
     """``work(out_dir)`` in a freshly reserved results folder, removed again if nothing went in or
     the work failed (a ``--output`` folder is the user's: left as it is)."""
     out_dir = _reserve_output_dir(options, weights)

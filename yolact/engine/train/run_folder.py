@@ -14,26 +14,14 @@ from yolact.errors import YolactError
 from yolact.utils.atomic import atomic_write
 from yolact.utils.output_folders import check_writable_folder, write_error
 
-__all__ = ["new_run_folder", "plan_run_folder", "create_run_folder", "last_checkpoint_note", "latest_run_folder",
+__all__ = ["plan_run_folder", "create_run_folder", "last_checkpoint_note", "latest_run_folder",
            "find_resume_checkpoint", "LAST_CHECKPOINT"]
 
 LAST_CHECKPOINT = "last.pth"
 
 
-def new_run_folder(output_dir: Path, name: str, exact: bool = False) -> Path:
-    """Create ``output_dir/name``, or ``name-2``, ``name-3``... if taken (unless ``exact``)."""
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    candidate, number = output_dir / name, 1
-    while candidate.exists() and not exact:
-        number += 1
-        candidate = output_dir / f"{name}-{number}"
-    (candidate / "weights").mkdir(parents=True, exist_ok=True)
-    return candidate
-
-
 def plan_run_folder(output_dir: Path, name: str, exact: bool = False) -> Path:
-    """The folder :func:`new_run_folder` would create, without creating anything.
+    """``output_dir/name``, or ``name-2``, ``name-3``... if taken (unless ``exact``); nothing is created.
 
     Raises OutputWriteError (one line naming the folder) when ``output_dir`` cannot be written.
     """
