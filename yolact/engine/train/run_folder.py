@@ -49,8 +49,11 @@ def create_run_folder(run_dir: Path, config_text: str, exact: bool = False) -> N
 
 
 def last_checkpoint_note(run_dir: Optional[Path]) -> str:
-    """"the last good checkpoint is <run>/weights/last.pth (iteration N)", or that there is none."""
-    path = Path(run_dir or ".") / "weights" / LAST_CHECKPOINT
+    """Names the last good checkpoint ("the last good checkpoint is <run>/weights/last.pth (iteration N)")
+    or says there is none."""
+    if run_dir is None:
+        return "the checkpoints are written by rank 0"
+    path = Path(run_dir) / "weights" / LAST_CHECKPOINT
     try:
         iteration = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["iteration"]
     except Exception:  # missing or unreadable: there is no good checkpoint to name
