@@ -1,5 +1,6 @@
 """The catalogue of bad inputs: each one through ``train.main`` with its exit code and message."""
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -107,7 +108,8 @@ def test_checkpoint_of_another_model_and_another_class_count(dataset, tmp_path, 
                                     for k, v in checkpoint["model"].items()})
     torch.save(wider, tmp_path / "other_model.pth")
     assert run(dataset, tmp_path, f"model.init_weights={tmp_path / 'other_model.pth'}") == 2
-    assert "checkpoint does not fit the model" in only_error(capsys)
+    assert f"{tmp_path / 'other_model.pth'}: checkpoint does not fit the model" in only_error(capsys)
+    assert sorted(os.listdir(tmp_path / "runs")) == ["base"]  # the failed run left no folder
 
     edit_json(dataset, lambda content: content["categories"].append({"id": 77, "name": "hexagon"}))
     assert run(dataset, tmp_path, "--name", "finetune", f"model.init_weights={weights}") == 0

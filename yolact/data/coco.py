@@ -13,6 +13,7 @@ from pycocotools.coco import COCO
 
 from yolact.data.validation import ImageRecord, load_annotation_json, validate_coco
 from yolact.errors import YolactError
+from yolact.utils.image_io import read_image as read_image_file
 
 __all__ = ["SampleKey", "CocoInstanceDataset", "decode_masks"]
 
@@ -138,7 +139,8 @@ class CocoInstanceDataset(torch.utils.data.Dataset):
     def read_image(self, record: ImageRecord):
         """(H, W, 3) uint8 BGR, or None when the file cannot be decoded or has the wrong size."""
         # EXIF orientation is ignored: the annotations refer to the stored pixel grid.
-        image = cv2.imread(record.path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        # Decoded from bytes: no OpenCV or libjpeg message before ours.
+        image = read_image_file(record.path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
         if image is None:
             reason = "cannot be decoded"
         elif image.shape[:2] != (record.height, record.width):

@@ -10,6 +10,7 @@ Randomness, and where it comes from:
 - each worker's torch, ``random`` and global numpy seeds come from torch's worker seed
   (``seed_worker``), for any other code that draws from them.
 """
+import logging
 import random
 
 import numpy as np
@@ -20,6 +21,8 @@ from yolact.data.collate import collate_detections
 from yolact.data.sampler import ResumableBatchSampler
 
 __all__ = ["seed_worker", "make_train_loader", "make_val_loader"]
+
+logger = logging.getLogger("yolact")
 
 
 def seed_worker(worker_id: int) -> None:
@@ -41,7 +44,8 @@ def make_train_loader(dataset: Dataset, *, batch_size: int, seed: int, start_ite
 
     Args:
         dataset: a ``CocoInstanceDataset`` (or any dataset taking :class:`SampleKey` keys).
-        batch_size: images per batch on this rank (full batches only, as the reference).
+        batch_size: images per batch on this rank (full batches only, as the reference; a
+            dataset smaller than one batch fills each batch by repeating its images, with a warning).
         seed: the run's seed (order and augmentation draws).
         start_iteration: the iteration whose batch comes first (resume).
         rank, world_size: this process's shard of every global batch.
@@ -50,6 +54,10 @@ def make_train_loader(dataset: Dataset, *, batch_size: int, seed: int, start_ite
     """
     sampler = ResumableBatchSampler(dataset_size=len(dataset), batch_size=batch_size, seed=seed, rank=rank,
                                     world_size=world_size, start_iteration=start_iteration)
+    if sampler.repeats_images and rank == 0:
+        source = getattr(dataset, "annotation_file", "the dataset")
+        logger.warning(f"{source}: {len(dataset)} images, fewer than one batch of {sampler.global_batch}; "
+                       f"each batch repeats images (differently augmented)")
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate_detections,
                       pin_memory=pin_memory, persistent_workers=num_workers > 0 and persistent_workers,
                       worker_init_fn=seed_worker if num_workers > 0 else None)

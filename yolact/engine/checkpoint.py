@@ -7,6 +7,8 @@ A training checkpoint is a dict of plain containers and tensors only, so that
 """
 import pickle
 import random
+import re
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -37,10 +39,12 @@ def load_checkpoint(path) -> Dict[str, Any]:
     if not path.is_file():
         raise YolactError(f"{path}: checkpoint not found")
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # "Detected pickle protocol 4...": noise before our one line
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            content = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        reason = str(error).splitlines()[0] if str(error) else "unsafe pickle"
-        raise YolactError(f"{path}: refused to load, not a plain-tensor checkpoint ({reason[:160]})") from None
+        raise YolactError(f"{path}: refused to load, not a plain-tensor checkpoint "
+                          f"({_unpickler_reason(str(error))})") from None
     except (RuntimeError, EOFError, OSError, ValueError) as error:
         raise YolactError(f"{path}: unreadable checkpoint ({str(error).splitlines()[0][:160]})") from None
     if not isinstance(content, dict):
@@ -50,6 +54,17 @@ def load_checkpoint(path) -> Dict[str, Any]:
     if content and all(isinstance(value, torch.Tensor) for value in content.values()):
         return {"model": content}
     raise YolactError(f"{path}: not a YOLACT checkpoint (no model state found)")
+
+
+def _unpickler_reason(message: str) -> str:
+    """What torch's weights-only refusal says was refused, without its advice, in whole words."""
+    paragraphs = [part.strip() for part in re.split(r"\n\s*\n", message) if part.strip()]
+    advice = ("Weights only load failed", "Check the documentation")
+    kept = [part for part in paragraphs if not part.startswith(advice)]
+    reason = " ".join(" ".join(kept or paragraphs[:1]).split()) or "unsafe pickle"
+    if len(reason) > 160:
+        reason = reason[:160].rsplit(" ", 1)[0] + " ..."
+    return reason
 
 
 def capture_rng_state() -> Dict[str, Any]:

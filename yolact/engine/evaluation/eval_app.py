@@ -1,8 +1,16 @@
-"""What ``eval.py`` does in each mode, given its options."""
+"""What ``eval.py`` does in each mode, given its options.
+
+Finished work is never overwritten: unless ``--output`` names a folder, an evaluation writes to
+a new ``<run>/eval``, ``eval-2``, ... and a prediction to ``<run>/predict``, ``predict-2``, ...
+(``<run>``: the checkpoint's run folder, else ``runs/<checkpoint name>``). Every output place is
+checked for writing before the model is loaded; the COCO summary is printed before any file
+is written.
+"""
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -12,6 +20,9 @@ from yolact.engine.performance_advice import log_performance_advice
 from yolact.engine.runtime import select_device
 from yolact.errors import YolactError
 from yolact.optimize.inference_optimization import optimize_for_inference
+from yolact.utils.atomic import atomic_write
+from yolact.utils.output_folders import (check_writable_folder, next_free_folder, remove_folder,
+                                          remove_if_empty, write_error)
 
 __all__ = ["EvalOptions", "run_eval_app", "split_in_out"]
 
@@ -48,21 +59,77 @@ def split_in_out(value: str) -> Tuple[str, Optional[str]]:
     return head, tail
 
 
-def _output_dir(options: EvalOptions, weights: Path) -> Path:
+def _results_parent(weights: Path) -> Path:
+    """The checkpoint's run folder, else ``runs/<checkpoint name>``."""
+    if weights.parent.name == "weights" and (weights.parent.parent / "config.yaml").is_file():
+        return weights.parent.parent
+    return Path("runs") / weights.stem
+
+
+def _needs_results_folder(options: EvalOptions) -> bool:
+    """Whether something goes to the results folder (not only to places the options name)."""
+    if options.benchmark:
+        return False
+    if options.save_json == "":
+        return True
+    if options.image:
+        return split_in_out(options.image)[1] is None
+    if options.images:
+        return split_in_out(options.images)[1] is None and options.save_json is None
+    return options.video is None  # the COCO evaluation
+
+
+def _named_folders(options: EvalOptions) -> List[Path]:
+    """The folders of the output paths the options name explicitly."""
+    folders = [Path(options.save_json).parent] if options.save_json else []
+    for value, is_folder in ((options.image, False), (options.images, True), (options.video, False)):
+        target = split_in_out(value)[1] if value is not None else None
+        if target:
+            folders.append(Path(target) if is_folder else Path(target).parent)
+    return folders
+
+
+def _check_inputs(options: EvalOptions) -> None:
+    """Fail now, in one line naming it, when the picture, folder or video to run on is missing."""
+    if options.image and not Path(split_in_out(options.image)[0]).is_file():
+        raise YolactError(f"{split_in_out(options.image)[0]}: image not found")
+    if options.images and not Path(split_in_out(options.images)[0]).is_dir():
+        raise YolactError(f"{split_in_out(options.images)[0]}: image folder not found")
+    source = split_in_out(options.video)[0] if options.video is not None else None
+    if source is not None and not source.isdigit() and not Path(source).is_file():
+        raise YolactError(f"{source}: video file not found")
+
+
+def _check_outputs(options: EvalOptions, weights: Path) -> None:
+    """Fail now, in one line naming the folder, when an output place cannot be written."""
+    folders = _named_folders(options)
+    if _needs_results_folder(options):
+        folders.append(Path(options.output) if options.output else _results_parent(weights))
+    for folder in folders:
+        check_writable_folder(folder)
+
+
+def _reserve_output_dir(options: EvalOptions, weights: Path) -> Optional[Path]:
+    """Create the results folder: ``--output``, else a new ``eval[-N]``/``predict[-N]``."""
+    if not _needs_results_folder(options):
+        return None
     if options.output:
         folder = Path(options.output)
-    elif weights.parent.name == "weights" and (weights.parent.parent / "config.yaml").is_file():
-        folder = weights.parent.parent
-    else:
-        folder = Path("runs") / f"eval-{weights.stem}"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise write_error(folder, error) from None
+        return folder
+    mode = "eval" if not (options.image or options.images or options.video is not None) else "predict"
+    return next_free_folder(_results_parent(weights), mode)
 
 
 def run_eval_app(options: EvalOptions) -> int:
+    weights = Path(options.weights)
+    _check_inputs(options)
+    _check_outputs(options, weights)
     device = select_device(options.device)
     log_performance_advice(device, amp=options.amp)
-    weights = Path(options.weights)
     loaded = load_model_for_inference(weights, config_name=options.config, overrides=options.overrides, device=device)
     if options.no_optimize:
         if options.channels_last:
@@ -70,13 +137,31 @@ def run_eval_app(options: EvalOptions) -> int:
     else:
         optimize_for_inference(loaded.model, device=device, channels_last=True if options.channels_last else None)
     postprocessor = build_postprocessor(loaded.config, nms=options.nms)
-    out_dir = _output_dir(options, weights)
     if options.image or options.images or options.video is not None:
-        return _run_pictures(options, loaded, postprocessor, device, out_dir)
+        work = partial(_run_pictures, options, loaded, postprocessor, device)
+        return _with_output_dir(options, weights, work)
     dataset = build_dataset(loaded.config, "val")
     if options.benchmark:
         return _run_benchmark(options, loaded, postprocessor, dataset, device)
-    return _run_coco_eval(options, loaded, postprocessor, dataset, device, out_dir)
+    work = partial(_run_coco_eval, options, loaded, postprocessor, dataset, device)
+    return _with_output_dir(options, weights, work)
+
+
+def _with_output_dir(options: EvalOptions, weights: Path, work: Callable[[Optional[Path]], int]) -> int:
+    """``work(out_dir)`` in a freshly reserved results folder, removed again if nothing went in or
+    the work failed (a ``--output`` folder is the user's: left as it is)."""
+    out_dir = _reserve_output_dir(options, weights)
+    try:
+        code = work(out_dir)
+    except BaseException:
+        if not options.output:
+            remove_folder(out_dir)
+        raise
+    if not options.output:
+        remove_if_empty(out_dir)
+    if out_dir is not None and out_dir.is_dir():
+        logger.info(f"results in {out_dir}")
+    return code
 
 
 def _run_coco_eval(options: EvalOptions, loaded, postprocessor, dataset, device, out_dir: Path) -> int:
@@ -90,12 +175,13 @@ def _run_coco_eval(options: EvalOptions, loaded, postprocessor, dataset, device,
     loader = make_val_loader(dataset, num_workers=0)
     result = evaluate(loaded.model, postprocessor, loader, dataset, device=device, max_images=options.max_images,
                       amp=options.amp)
-    results_path = write_results_json(out_dir / "results.json", result.results)
-    if result.summary_text:
+    if result.summary_text:  # printed first: a failed write must not hide the numbers
         print(result.summary_text)
         print(result.per_class_table)
-        (out_dir / "eval_summary.txt").write_text(result.summary_text + "\n" + result.per_class_table + "\n")
-    else:
+        summary = result.summary_text + "\n" + result.per_class_table + "\n"
+        atomic_write(out_dir / "eval_summary.txt", lambda handle: handle.write(summary), binary=False)
+    results_path = write_results_json(out_dir / "results.json", result.results)
+    if not result.summary_text:
         logger.info("the annotation file has no ground truth: wrote the results json only")
     logger.info(f"{len(result.results)} detections written to {results_path}")
     return 0
@@ -114,15 +200,20 @@ def _run_pictures(options: EvalOptions, loaded, postprocessor, device, out_dir: 
         source, target = split_in_out(options.image)
         target = target or str(out_dir / (Path(source).stem + "_pred.png"))
         records = predictor.run_on_image(Path(source), Path(target), **shared)
+        logger.info(f"drawn picture written to {target}")
     elif options.images:
         source, target = split_in_out(options.images)
         if target is None and json_path is None:
             json_path = out_dir / "results.json"
         records = predictor.run_on_folder(Path(source), Path(target) if target else None, **shared)
+        if target:
+            logger.info(f"{len(records)} drawn pictures written to {target}")
     else:
         source, target = split_in_out(options.video)
         records = predictor.run_on_video(int(source) if source.isdigit() else source,
                                          Path(target) if target else None, **shared)
+        if target:
+            logger.info(f"{len(records)} drawn frames written to {target}")
     if json_path is not None:
         predictor.write_detections_json(json_path, records, category_ids=loaded.category_ids,
                                         class_names=loaded.class_names)

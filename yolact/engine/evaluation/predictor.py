@@ -22,6 +22,8 @@ from tqdm import tqdm
 from yolact.engine.evaluation.coco_results import detections_to_coco_results, to_numpy, write_json_atomic
 from yolact.engine.evaluation.inference import predict_batch
 from yolact.errors import YolactError
+from yolact.utils.image_io import read_image
+from yolact.utils.output_folders import write_error
 from yolact.utils.video import LiveWindow, VideoSink, frame_rate, open_video, read_frames
 from yolact.utils.visualize import draw_detections, select_for_display
 
@@ -118,11 +120,14 @@ class _Job:
 
 
 def _read_image(path: Path) -> Optional[np.ndarray]:
-    return cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return read_image(path, cv2.IMREAD_COLOR)
 
 
 def _write_image(path: Path, image_bgr: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise write_error(path.parent, error) from None
     try:
         written = cv2.imwrite(str(path), image_bgr)
     except cv2.error:

@@ -13,12 +13,16 @@ from yolact.engine.performance_advice import log_performance_advice
 from yolact.engine.runtime import seed_everything, select_device
 from yolact.engine.train.hooks import BestCheckpointer, Checkpointer
 from yolact.engine.train.monitor import TrainMonitor
-from yolact.engine.train.run_folder import find_resume_checkpoint, new_run_folder
+from yolact.engine.train.run_folder import (create_run_folder, find_resume_checkpoint, last_checkpoint_note,
+                                           plan_run_folder)
 from yolact.engine.train.trainer import TrainState, Trainer
 from yolact.engine.train.validation_hook import ValidationHook, make_evaluate_fn, make_visualize_fn
 from yolact.errors import YolactError
 from yolact.optimize.nchw_backward_conv import to_channels_last_for_training
+from yolact.utils.atomic import atomic_write
 from yolact.utils.distributed import barrier, cleanup_distributed, init_distributed
+from yolact.utils.output_folders import (OutputWriteError, check_writable_folder, is_disk_full, remove_folder,
+                                          write_error)
 
 __all__ = ["launch_training", "prepare_data"]
 
@@ -69,6 +73,7 @@ def _train(config, config_name, run_name, resume, overrides, final_eval, dist_in
     checkpoint = _load_resume(resume, config, config_name)
     if checkpoint is not None:
         config = apply_overrides(checkpoint["config"], overrides, source=str(checkpoint["path"]))
+    run_dir = _plan_run_dir(config, config_name, run_name, checkpoint, dist_info.is_main)
     train_cfg = config.train
     if train_cfg.num_threads:
         torch.set_num_threads(train_cfg.num_threads)
@@ -77,12 +82,15 @@ def _train(config, config_name, run_name, resume, overrides, final_eval, dist_in
     config, train_set, val_set = _prepare_datasets(config, dist_info, final_eval)
     if train_cfg.batch_size % dist_info.world_size:
         raise YolactError(f"train.batch_size={train_cfg.batch_size} is not divisible by {dist_info.world_size} processes")
-    run_dir = _run_dir(config, config_name, run_name, checkpoint, dist_info.is_main)
     hooks = _make_hooks(config, run_dir, train_set, val_set, device, dist_info.is_main, final_eval)
     for hook in hooks if checkpoint is not None else ():
         hook.load_state_dict(checkpoint.get("hooks", {}).get(type(hook).__name__, {}))
     trainer = _make_trainer(config, checkpoint, device, dist_info, train_set, hooks)
-    state = trainer.train()
+    created = checkpoint is None and run_dir is not None and not run_dir.exists()
+    if checkpoint is None and run_dir is not None:  # every input is valid: now the folder is made
+        create_run_folder(run_dir, dump_config(config), exact=run_name is not None)
+        logger.info(f"run folder: {run_dir}")
+    state = _run_trainer(trainer, run_dir, created)
     if state.stop_reason is not None:
         logger.info(f"stopped by {state.stop_reason} at iteration {state.iteration}; checkpoint saved in "
                     f"{run_dir}/weights; continue with: python train.py --config {config_name} --resume {run_dir}")
@@ -161,29 +169,59 @@ def _make_trainer(config: Config, checkpoint, device, dist_info, train_set, hook
                    channels_last=train_cfg.channels_last, hooks=hooks, state=state)
 
 
+def _run_trainer(trainer: Trainer, run_dir: Optional[Path], created: bool) -> TrainState:
+    """``trainer.train()``; a failed new run without any checkpoint leaves no folder behind, and a
+    failed write (full disk) names the last good checkpoint."""
+    try:
+        return _train_naming_full_disk(trainer, run_dir)
+    except YolactError as error:
+        for hook in trainer.hooks:  # a failed final save skipped the monitor's own close (bar, train.log)
+            if isinstance(hook, TrainMonitor):
+                hook.close()
+        if created and not any((run_dir / "weights").glob("*.pth")):
+            remove_folder(run_dir)
+        if isinstance(error, OutputWriteError):
+            raise YolactError(f"{error}; training stopped, {last_checkpoint_note(run_dir)}") from None
+        raise
+
+
+def _train_naming_full_disk(trainer: Trainer, run_dir: Optional[Path]) -> TrainState:
+    """``trainer.train()``; a full disk met outside the atomic writes (metrics.csv, events) becomes
+    the same one-line OutputWriteError, naming the run folder."""
+    try:
+        return trainer.train()
+    except OSError as error:
+        if isinstance(error, YolactError) or run_dir is None or not is_disk_full(error):
+            raise
+        raise write_error(run_dir, error) from None
+
+
 def _initialise_from(model: torch.nn.Module, path: Path) -> None:
     """Fine-tuning start: load a checkpoint's model weights, class layers may differ."""
     from yolact.modeling.reference_weights import load_model_weights
 
-    reinitialised = load_model_weights(model, load_checkpoint(path)["model"])
+    try:
+        reinitialised = load_model_weights(model, load_checkpoint(path)["model"])
+    except YolactError as error:
+        message = str(error)
+        raise YolactError(message if message.startswith(str(path)) else f"{path}: {message}") from None
     logger.info(f"initialised from {path}" + (f" ({len(reinitialised)} class-dependent tensors re-initialised)"
                                               if reinitialised else ""))
 
 
-def _run_dir(config, config_name, run_name, checkpoint, is_main) -> Optional[Path]:
+def _plan_run_dir(config, config_name, run_name, checkpoint, is_main) -> Optional[Path]:
+    """The run folder (created later, once the inputs are valid); its writability checked now."""
     if not is_main:
         return None
     if checkpoint is not None:
+        check_writable_folder(Path(checkpoint["path"]).parent)
         return Path(checkpoint["path"]).parent.parent
-    run_dir = new_run_folder(Path(config.train.output_dir), run_name or Path(config_name).stem,
-                             exact=run_name is not None)
-    (run_dir / "config.yaml").write_text(dump_config(config))
-    logger.info(f"run folder: {run_dir}")
-    return run_dir
+    return plan_run_folder(Path(config.train.output_dir), run_name or Path(config_name).stem,
+                           exact=run_name is not None)
 
 
 def _report_final_evaluation(result, run_dir: Path) -> None:
     print(result.summary)
-    (run_dir / "eval_summary.txt").write_text(result.summary)
+    atomic_write(run_dir / "eval_summary.txt", lambda handle: handle.write(result.summary), binary=False)
     logger.info(f"final mask AP {result.metrics.get('segm/AP', float('nan')):.4f}, box AP "
                 f"{result.metrics.get('bbox/AP', float('nan')):.4f}; summary in {run_dir / 'eval_summary.txt'}")

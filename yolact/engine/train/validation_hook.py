@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from yolact.engine.train.hooks import HookBase, unwrap
+from yolact.utils.image_io import read_image
 
 __all__ = ["ValidationResult", "ValidationHook", "make_evaluate_fn", "make_visualize_fn"]
 
@@ -85,7 +86,7 @@ def make_visualize_fn(postprocessor, val_set, device: torch.device, count: int) 
     def visualize(model: torch.nn.Module) -> List[np.ndarray]:
         pictures = []
         for path in paths:
-            image_bgr = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+            image_bgr = read_image(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
             if image_bgr is None:
                 logger.warning(f"{path}: unreadable, not drawn")
                 continue
