@@ -61,7 +61,7 @@ class LrSchedule:
         final_lr = self.base_lr * self.final_lr_ratio
         if self.kind == "cosine":
             return final_lr + (self.base_lr - final_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
-        return self.base_lr + (final_lr - self.base_lr) * progress
+        return final_lr + (self.base_lr - final_lr) * (1.0 - progress)
 
 
 def autoscale_schedule(*, batch_size: int, base_batch_size: int, lr: float, max_iter: int,
