@@ -1,4 +1,5 @@
 """``train.py``'s engine: build everything from the config, resume, then run the trainer with its hooks."""
+import json
 import logging
 from pathlib import Path
 from typing import Optional
@@ -190,5 +191,6 @@ def _run_dir(config, config_name, run_name, checkpoint, is_main) -> Optional[Pat
 def _report_final_evaluation(result, run_dir: Path) -> None:
     print(result.summary)
     (run_dir / "eval_summary.txt").write_text(result.summary)
+    (run_dir / "final_metrics.json").write_text(json.dumps({"iteration": result.iteration, **result.metrics}))
     logger.info(f"final mask AP {result.metrics.get('segm/AP', float('nan')):.4f}, box AP "
                 f"{result.metrics.get('bbox/AP', float('nan')):.4f}; summary in {run_dir / 'eval_summary.txt'}")
