@@ -90,13 +90,14 @@ def test_learn_trains_within_the_budget_and_prints_ap(tmp_path, capsys):
     model = [word for word in tiny_overrides(tmp_path, tmp_path / "runs", **{"train.val_interval": 0})
              if not word.startswith(("data.", "train.max_iter", "train.lr_steps"))]
     out = tmp_path / "learn.json"
-    assert load_script().main(["learn", *model, "--budget", "0.1", "--train", str(tmp_path / "hard" / "train"),
-                               "--val", str(tmp_path / "hard" / "val"), "--seed", "1", "--threads", "1",
-                               "--json", str(out)]) == 0
+    hard = tmp_path / "hard"
+    assert load_script().main(["learn", *model, "--budget", "0.1", "--train", str(hard / "train"),
+                               "--val", str(hard / "val"), "--seed", "1", "--threads", "1", "--json", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()  # the final evaluation's summary comes first
     title = next(i for i, line in enumerate(lines) if line.startswith("learn on "))
     header = lines[title + 1].split()
-    assert header == ["config", "seed", "budget_min", "iterations", "images_seen", "mask_AP", "box_AP", "wall_s"]
+    assert header == ["config", "seed", "budget_min", "iterations", "images_seen", "mask_AP", "box_AP",
+                      "wall_s"]
     (row,) = json.loads(out.read_text())["rows"]
     assert (row["config"], row["seed"], row["budget_min"]) == ("small", 1, 0.1)
     assert row["iterations"] >= 1 and row["images_seen"] == 2 * row["iterations"]

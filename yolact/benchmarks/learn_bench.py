@@ -23,7 +23,8 @@ def _data_overrides(train_dir: Path, val_dir: Path) -> List[str]:
     for folder in (train_dir, val_dir):
         if not (folder / "annotations.json").is_file():
             raise YolactError(f"{folder}: expected images/ and annotations.json (COCO format)")
-    return [f"data.train_images={train_dir / 'images'}", f"data.train_annotations={train_dir / 'annotations.json'}",
+    return [f"data.train_images={train_dir / 'images'}",
+            f"data.train_annotations={train_dir / 'annotations.json'}",
             f"data.val_images={val_dir / 'images'}", f"data.val_annotations={val_dir / 'annotations.json'}",
             "data.make_shapes=false"]
 
@@ -49,8 +50,10 @@ def bench_learn(args, device, config_for) -> Tuple[List[dict], List[str], List[s
     metrics = json.loads(metrics_path.read_text())
     iterations = int(metrics["iteration"])
     row = {"config": stem, "seed": args.seed, "budget_min": args.budget, "iterations": iterations,
-           "images_seen": iterations * config.train.batch_size, "mask_AP": metrics.get("segm/AP", float("nan")),
-           "box_AP": metrics.get("bbox/AP", float("nan")), "wall_s": wall_s}
-    notes = [f"{args.config} with train.time={args.budget} on {args.train}; COCOeval on {args.val}; run in {run_dir}",
+           "images_seen": iterations * config.train.batch_size,
+           "mask_AP": metrics.get("segm/AP", float("nan")), "box_AP": metrics.get("bbox/AP", float("nan")),
+           "wall_s": wall_s}
+    notes = [f"{args.config} with train.time={args.budget} on {args.train}; COCOeval on {args.val}; "
+             f"run in {run_dir}",
              "wall_s counts the whole run: data and model set-up, training and the final evaluation"]
     return [row], LEARN_COLUMNS, notes

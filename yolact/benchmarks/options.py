@@ -20,7 +20,7 @@ class BenchmarkOptions:
     warmup: int = 2
     amp: str = "auto"                  # train: comma list of "off,bf16,fp16"
     threads: Optional[int] = None
-    config: Optional[str] = None       # data/train: dataset config (None: shapes); learn: recipe (None: small)
+    config: Optional[str] = None       # data/train: dataset config (shapes); learn: recipe (small)
     json: Optional[str] = None         # where the results go
     candidates: Optional[str] = None   # nms: a .pth of NMS candidates (the reference's fastnms.pth)
     budget: float = 15.0               # learn: train.time in minutes

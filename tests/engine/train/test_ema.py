@@ -72,6 +72,12 @@ def test_validation_and_checkpoints_use_the_average_raw_weights_stay(tmp_path):
     assert resumed.ema.module.weight.item() == pytest.approx(0.5 * 0.64 + 0.5 * w3)
 
 
+def test_the_checkpoint_key_is_the_hook_name():
+    from yolact.engine.inference_weights import EMA_STATE_KEY
+
+    assert EMA_STATE_KEY == EmaHook.__name__  # hook states are saved by class name
+
+
 def test_bad_decay_is_refused():
     with pytest.raises(ValueError, match="decay"):
         EmaHook(decay=1.0)

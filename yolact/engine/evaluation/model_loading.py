@@ -47,7 +47,7 @@ def load_model_for_inference(weights: Path, *, config_name: Optional[str], overr
     A reference checkpoint (bare state_dict) needs ``config_name`` (default ``coco``); its
     class count is read from its class layer.
     """
-    from yolact.engine.train.ema import inference_state_dict
+    from yolact.engine.inference_weights import inference_state_dict
     from yolact.modeling.reference_weights import load_model_weights
 
     checkpoint = load_checkpoint(weights)

@@ -2,7 +2,8 @@
 
 The averaged copy is what validation, ``best.pth`` and inference use; the raw weights stay the
 checkpoint's ``model`` so that a resumed run continues exactly. The average is saved with the
-hook states (``checkpoint["hooks"]["EmaHook"]``) and :func:`inference_state_dict` picks it.
+hook states (``checkpoint["hooks"]["EmaHook"]``) and
+:func:`~yolact.engine.inference_weights.inference_state_dict` picks it.
 """
 import copy
 import math
@@ -11,11 +12,11 @@ from typing import Any, Dict, Mapping, Optional
 import torch
 from torch import nn
 
+from yolact.engine.inference_weights import EMA_STATE_KEY, inference_state_dict
 from yolact.engine.train.hooks import HookBase, unwrap
 
 __all__ = ["ModelEma", "EmaHook", "inference_state_dict", "EMA_STATE_KEY"]
 
-EMA_STATE_KEY = "EmaHook"  # the hook's class name: its key in checkpoint["hooks"]
 
 
 class ModelEma:
@@ -92,8 +93,3 @@ class EmaHook(HookBase):
         if state:
             self._restored = state
 
-
-def inference_state_dict(checkpoint: Mapping[str, Any]) -> Mapping[str, torch.Tensor]:
-    """The weights to predict with: the EMA average when the checkpoint has one, else ``model``."""
-    ema = checkpoint.get("hooks", {}).get(EMA_STATE_KEY, {}).get("weights")
-    return ema if ema else checkpoint["model"]

@@ -191,6 +191,7 @@ def _run_dir(config, config_name, run_name, checkpoint, is_main) -> Optional[Pat
 def _report_final_evaluation(result, run_dir: Path) -> None:
     print(result.summary)
     (run_dir / "eval_summary.txt").write_text(result.summary)
-    (run_dir / "final_metrics.json").write_text(json.dumps({"iteration": result.iteration, **result.metrics}))
+    final = {"iteration": result.iteration, **result.metrics}
+    (run_dir / "final_metrics.json").write_text(json.dumps(final))
     logger.info(f"final mask AP {result.metrics.get('segm/AP', float('nan')):.4f}, box AP "
                 f"{result.metrics.get('bbox/AP', float('nan')):.4f}; summary in {run_dir / 'eval_summary.txt'}")
