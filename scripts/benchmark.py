@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs before measuring")
     parser.add_argument("--amp", default="auto", help='train: comma list of "off,bf16,fp16" (auto: fp16 on CUDA only)')
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--config", help="data/train: dataset config (default shapes); learn: recipe (default small)")
+    parser.add_argument("--config",
+                        help="data/train: dataset config (default shapes); learn: recipe (default small)")
     parser.add_argument("--json", help="write the results here (default: runs/benchmark/<command>.json)")
     parser.add_argument("--candidates", metavar="PATH",
                         help="nms: candidates .pth, e.g. the reference's fastnms.pth fixture (default: seeded random)")

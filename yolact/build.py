@@ -11,8 +11,8 @@ from yolact.config import Config
 from yolact.errors import YolactError
 
 __all__ = ["build_model", "build_criterion", "build_postprocessor", "build_dataset", "build_optimizer",
-           "build_lr_schedule", "build_ema_hook", "build_time_budget_hook", "build_train_loader", "build_val_loader",
-           "with_num_classes", "BASE_BATCH_SIZE"]
+           "build_lr_schedule", "build_ema_hook", "build_time_budget_hook", "build_train_loader",
+           "build_val_loader", "with_num_classes", "BASE_BATCH_SIZE"]
 
 BASE_BATCH_SIZE = 8  # the reference's default batch, the unit of autoscaling
 
@@ -141,8 +141,8 @@ def build_lr_schedule(config: Config) -> Tuple[Callable[[int], float], int]:
     train_cfg = config.train
     base_lr, max_iter, lr_steps = _scaled_schedule(config)
     schedule = LrSchedule(kind=train_cfg.lr_schedule, base_lr=base_lr, warmup_init_lr=train_cfg.warmup_init_lr,
-                          warmup_iters=_warmup_iters(config, max_iter), total_iters=max_iter, lr_steps=lr_steps,
-                          gamma=train_cfg.gamma, final_lr_ratio=train_cfg.final_lr_ratio)
+                          warmup_iters=_warmup_iters(config, max_iter), total_iters=max_iter,
+                          lr_steps=lr_steps, gamma=train_cfg.gamma, final_lr_ratio=train_cfg.final_lr_ratio)
     return schedule, max_iter
 
 
@@ -193,8 +193,8 @@ def build_time_budget_hook(config: Config, *, val_images: int, final_eval: bool)
     schedule, max_iter = build_lr_schedule(config)
     nominal = Plan(max_iter=max_iter, warmup_iters=schedule.warmup_iters, lr_steps=schedule.lr_steps,
                               val_interval=train_cfg.val_interval, save_interval=train_cfg.save_interval)
-    return TimeBudgetHook(budget_min=train_cfg.time, nominal=nominal, schedule=schedule, val_images=val_images,
-                          batch_size=train_cfg.batch_size, final_eval=final_eval)
+    return TimeBudgetHook(budget_min=train_cfg.time, nominal=nominal, schedule=schedule,
+                          val_images=val_images, batch_size=train_cfg.batch_size, final_eval=final_eval)
 
 
 def build_train_loader(config: Config, dataset, *, batch_per_rank: int, start_iteration: int, rank: int = 0,

@@ -151,3 +151,17 @@ def test_a_resumed_run_keeps_its_plan_and_the_time_spent(tmp_path):
 def test_invalid_budget_is_refused():
     with pytest.raises(ValueError, match="positive"):
         budget_hook(FakeClock(), minutes=0.0)
+
+
+def test_a_resume_with_a_larger_budget_plans_longer_at_once():
+    clock = FakeClock()
+    first = budget_hook(clock)
+    make_trainer(hooks=[first, StepCost(clock, lambda it: 0.5), validation(clock)], max_iter=100).train()
+    assert first.plan.max_iter == 116 and first.elapsed() == 60.0
+    resumed = budget_hook(FakeClock(500.0), minutes=2.0)
+    resumed.load_state_dict(first.state_dict())
+    trainer = make_trainer(hooks=[resumed], max_iter=100)
+    trainer.state.iteration = 116
+    resumed.before_train(trainer)
+    # 60 s spent (the final evaluation included), 0.5 s per step, 2 s evaluation: 60 + (N - 116) / 2 + 2 <= 120
+    assert trainer.max_iter == resumed.plan.max_iter == 232

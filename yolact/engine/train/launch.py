@@ -119,14 +119,16 @@ def _make_hooks(config: Config, run_dir, train_set, val_set, device, is_main: bo
     if val_set is not None:
         postprocessor = build_postprocessor(config)
         hooks.append(ValidationHook(
-            interval=train_cfg.val_interval, final=final_eval, model_source=ema.averaged_model if ema else None,
+            interval=train_cfg.val_interval, final=final_eval,
+            model_source=ema.averaged_model if ema is not None else None,
             evaluate=make_evaluate_fn(postprocessor, build_val_loader(config, val_set), val_set, device,
                                       train_cfg.val_max_images),
             visualize=make_visualize_fn(postprocessor, val_set, device, train_cfg.val_visualize)))
         hooks.append(BestCheckpointer(checkpointer))
     hooks.append(TrainMonitor(run_dir, log_interval=train_cfg.log_interval, enabled=is_main))
     val_images = min(len(val_set), train_cfg.val_max_images or len(val_set)) if val_set is not None else 0
-    budget = build_time_budget_hook(config, val_images=val_images, final_eval=final_eval and val_set is not None)
+    budget = build_time_budget_hook(config, val_images=val_images,
+                                    final_eval=final_eval and val_set is not None)
     return [hook for hook in (budget, ema) if hook is not None] + hooks
 
 

@@ -50,7 +50,8 @@ class TimeBudgetHook(HookBase):
             raise ValueError(f"train.time must be positive, got {budget_min}")
         self.budget_s, self.nominal, self.schedule = budget_min * 60.0, nominal, schedule
         self.val_images, self.batch_size, self.final_eval = val_images, batch_size, final_eval
-        self.clock, self.skip_steps, self.window, self.check_interval = clock, skip_steps, window, check_interval
+        self.clock, self.skip_steps = clock, skip_steps
+        self.window, self.check_interval = window, check_interval
         self.spent_s = 0.0              # time of earlier sessions (resume)
         self.measured_steps = 0         # timed training iterations
         self.measured_s = 0.0           # their seconds
@@ -68,7 +69,10 @@ class TimeBudgetHook(HookBase):
         if self.plan is not None:
             self._apply(trainer, self.plan)
             logger.info(f"time budget: resuming the plan of {self.plan.max_iter} iterations at "
-                        f"{trainer.state.iteration}, {self.spent_s / 60:.2f} of {self.budget_s / 60:.2f} min spent")
+                        f"{trainer.state.iteration}, {self.spent_s / 60:.2f} of {self.budget_s / 60:.2f} min "
+                        f"spent")
+            if self.measured_steps:  # re-plan with the stored costs: the budget may have changed
+                self._replan(trainer)
 
     def after_step(self, trainer) -> None:
         self._observe(trainer, progressed=True)
@@ -84,8 +88,9 @@ class TimeBudgetHook(HookBase):
         self._observe(trainer, progressed=False)
 
     def state_dict(self) -> Dict[str, Any]:
-        return {"spent_s": self.elapsed(), "measured_steps": self.measured_steps, "measured_s": self.measured_s,
-                "eval_s": self.eval_s, "plan": dataclasses.asdict(self.plan) if self.plan is not None else None}
+        plan = dataclasses.asdict(self.plan) if self.plan is not None else None
+        return {"spent_s": self.elapsed(), "measured_steps": self.measured_steps,
+                "measured_s": self.measured_s, "eval_s": self.eval_s, "plan": plan}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         if not state:
@@ -150,8 +155,8 @@ class TimeBudgetHook(HookBase):
             self._adopt(trainer, scale_schedule(self.nominal, planned))
             if current is None or abs(planned - current) > GROW_TOLERANCE * current:
                 logger.info(f"time budget {self.budget_s / 60:.2f} min: {1.0 / max(step_s, 1e-9):.3g} it/s "
-                            f"measured over {self.measured_steps} iterations, evaluation about {eval_s:.1f} s; "
-                            f"plan {self._describe(self.plan)}")
+                            f"measured over {self.measured_steps} iterations, evaluation about "
+                            f"{eval_s:.1f} s; plan {self._describe(self.plan)}")
 
     def _adopt(self, trainer, plan: Plan) -> None:
         self.plan = plan
@@ -174,14 +179,16 @@ class TimeBudgetHook(HookBase):
     @staticmethod
     def _describe(plan: Plan) -> str:
         return (f"{plan.max_iter} iterations (warmup {plan.warmup_iters}, lr steps {list(plan.lr_steps)}, "
-                f"validation every {plan.val_interval or 'never'}, save every {plan.save_interval or 'never'})")
+                f"validation every {plan.val_interval or 'never'}, "
+                f"save every {plan.save_interval or 'never'})")
 
     def _log_eta(self, iteration: int) -> None:
         """One line per tenth of the plan: progress, time spent and the expected end."""
         self._next_eta = iteration + max(1, self.plan.max_iter // 10)
         spent = self.elapsed()
         step_s = self._step_s(fallback=0.0)
-        left = (self.plan.max_iter - iteration) * step_s + (self._eval_estimate(step_s) if self.final_eval else 0.0)
+        final_s = self._eval_estimate(step_s) if self.final_eval else 0.0
+        left = (self.plan.max_iter - iteration) * step_s + final_s
         end = datetime.datetime.now() + datetime.timedelta(seconds=left)
         logger.info(f"time budget: iteration {iteration}/{self.plan.max_iter}, {spent / 60:.2f} of "
                     f"{self.budget_s / 60:.2f} min spent, ETA {end:%H:%M:%S} ({left / 60:.2f} min left)")
