@@ -127,8 +127,8 @@ def _make_hooks(config: Config, run_dir, train_set, val_set, device, is_main: bo
         hooks.append(BestCheckpointer(checkpointer))
     hooks.append(TrainMonitor(run_dir, log_interval=train_cfg.log_interval, enabled=is_main))
     val_images = min(len(val_set), train_cfg.val_max_images or len(val_set)) if val_set is not None else 0
-    budget = build_time_budget_hook(config, val_images=val_images,
-                                    final_eval=final_eval and val_set is not None)
+    # the same final_eval on every rank (rank 0 evaluates; the plans must agree)
+    budget = build_time_budget_hook(config, val_images=val_images, final_eval=final_eval)
     return [hook for hook in (budget, ema) if hook is not None] + hooks
 
 

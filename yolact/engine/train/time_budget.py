@@ -19,6 +19,7 @@ from collections import deque
 from typing import Any, Callable, Dict, Optional
 
 import torch
+import torch.distributed as dist
 
 from yolact.engine.train.hooks import Checkpointer, HookBase
 from yolact.engine.train.lr_schedule import LrSchedule
@@ -127,12 +128,15 @@ class TimeBudgetHook(HookBase):
         return self.measured_s / self.measured_steps if self.measured_steps else fallback
 
     def _estimates(self, trainer):
-        """(elapsed, seconds per step, seconds per evaluation), averaged over ranks so they agree."""
+        """(elapsed, seconds per step, seconds per evaluation), the same on every rank: time means
+        over ranks, the evaluation's the largest (only rank 0 validates)."""
         session_steps = max(1, trainer.state.iteration - self._first_iteration)
         step_s = self._step_s(fallback=(self.clock() - self._start) / session_steps)
-        values = all_reduce_mean(torch.tensor([self.elapsed(), step_s, self._eval_estimate(step_s)],
-                                              dtype=torch.float64))
-        return tuple(float(v) for v in values)
+        elapsed, step_s = all_reduce_mean(torch.tensor([self.elapsed(), step_s], dtype=torch.float64)).tolist()
+        eval_s = torch.tensor([self._eval_estimate(step_s)], dtype=torch.float64)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(eval_s, op=dist.ReduceOp.MAX)
+        return elapsed, step_s, float(eval_s)
 
     def _eval_estimate(self, step_s: float) -> float:
         """The longest validation seen; before one: as many seconds per image as a training step takes"""
