@@ -60,11 +60,13 @@ class TimeBudgetHook(HookBase):
         self.plan: Optional[Plan] = None
         self._recent = deque(maxlen=window)  # the last measured step durations of this session
         self._start = self._last = 0.0
+        self._fastest_step_s, self._session_turns = float("inf"), 0
         self._skip_left, self._seen_validation, self._next_eta, self._first_iteration = skip_steps, None, 0, 0
 
     # -- lifecycle --------------------------------------------------------------------------
     def before_train(self, trainer) -> None:
         self._start = self._last = self.clock()
+        self._fastest_step_s, self._session_turns = float("inf"), 0
         self._skip_left, self._seen_validation = self.skip_steps, trainer.state.validation
         self._first_iteration = trainer.state.iteration
         if self.plan is not None:
@@ -109,6 +111,9 @@ class TimeBudgetHook(HookBase):
     def _observe(self, trainer, progressed: bool) -> None:
         now = self.clock()
         duration, self._last = now - self._last, now
+        if self._session_turns > 0:  # the session's first turn carries the start-up
+            self._fastest_step_s = min(self._fastest_step_s, duration)
+        self._session_turns += 1
         validation = trainer.state.validation
         if validation is not None and validation is not self._seen_validation:
             self._seen_validation = validation
@@ -127,11 +132,13 @@ class TimeBudgetHook(HookBase):
             return sum(self._recent) / len(self._recent)
         return self.measured_s / self.measured_steps if self.measured_steps else fallback
 
-    def _estimates(self, trainer):
+    def _estimates(self, trainer, step_s: Optional[float] = None):
         """(elapsed, seconds per step, seconds per evaluation), the same on every rank: time means
-        over ranks, the evaluation's the largest (only rank 0 validates)."""
-        session_steps = max(1, trainer.state.iteration - self._first_iteration)
-        step_s = self._step_s(fallback=(self.clock() - self._start) / session_steps)
+        over ranks, the evaluation's the largest (only rank 0 validates). ``step_s``: instead of
+        the measured mean."""
+        if step_s is None:
+            session_steps = max(1, trainer.state.iteration - self._first_iteration)
+            step_s = self._step_s(fallback=(self.clock() - self._start) / session_steps)
         elapsed, step_s = all_reduce_mean(torch.tensor([self.elapsed(), step_s], dtype=torch.float64)).tolist()
         eval_s = torch.tensor([self._eval_estimate(step_s)], dtype=torch.float64)
         if dist.is_available() and dist.is_initialized():
@@ -144,8 +151,10 @@ class TimeBudgetHook(HookBase):
 
     # -- planning ---------------------------------------------------------------------------
     def _stop_if_out_of_time(self, trainer) -> None:
-        """Before the plan: end the run when one more step and the final evaluation no longer fit."""
-        elapsed, step_s, eval_s = self._estimates(trainer)
+        """Before the plan: end the run when one more step and the final evaluation no longer fit,
+        costed at the fastest step so far but the first (which carries the start-up)."""
+        fastest = self._fastest_step_s if self._fastest_step_s < float("inf") else 0.0
+        elapsed, step_s, eval_s = self._estimates(trainer, step_s=fastest)
         if elapsed + step_s + (eval_s if self.final_eval else 0.0) > self.budget_s:
             self._adopt(trainer, scale_schedule(self.nominal, trainer.state.iteration))
 
