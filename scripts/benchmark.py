@@ -5,6 +5,8 @@
     python scripts/benchmark.py train   # training iterations/s: fp32/bf16/fp16, channels_last, data in/out
     python scripts/benchmark.py infer   # images/s through network + Fast NMS + masks, batch 1 and 8
     python scripts/benchmark.py data    # loading + augmentation images/s with 0, 1, 2 workers
+    python scripts/benchmark.py learn --budget 15 --train DIR --val DIR [--config small] [--seed N]
+                                        # train the recipe within the budget; COCOeval mask/box AP
 """
 import argparse
 import dataclasses
@@ -26,7 +28,7 @@ BACKBONES = {"r101": ("bottleneck", [3, 4, 23, 3]), "r50": ("bottleneck", [3, 4,
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["nms", "loss", "train", "infer", "data"])
+    parser.add_argument("command", choices=["nms", "loss", "train", "infer", "data", "learn"])
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (e.g. data paths)")
     parser.add_argument("--device", default="auto", help='"auto", "cpu" or "cuda"')
     parser.add_argument("--backbone", choices=sorted(BACKBONES), default="r50", help="train/infer/loss model")
@@ -39,10 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs before measuring")
     parser.add_argument("--amp", default="auto", help='train: comma list of "off,bf16,fp16" (auto: fp16 on CUDA only)')
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--config", default="shapes", help="dataset config for the data / train-with-data runs")
+    parser.add_argument("--config",
+                        help="data/train: dataset config (default shapes); learn: recipe (default small)")
     parser.add_argument("--json", help="write the results here (default: runs/benchmark/<command>.json)")
     parser.add_argument("--candidates", metavar="PATH",
                         help="nms: candidates .pth, e.g. the reference's fastnms.pth fixture (default: seeded random)")
+    parser.add_argument("--budget", type=float, default=15.0, help="learn: training time budget in minutes")
+    parser.add_argument("--train", help="learn: training folder (images/ and annotations.json)")
+    parser.add_argument("--val", help="learn: validation folder (images/ and annotations.json)")
+    parser.add_argument("--seed", type=int, default=0, help="learn: train.seed")
     return parser
 
 
@@ -63,6 +70,7 @@ def _main(argv) -> int:
     from yolact.benchmarks.options import BenchmarkOptions
 
     args = BenchmarkOptions(**vars(build_parser().parse_args(argv)))
+    args = dataclasses.replace(args, config=args.config or ("small" if args.command == "learn" else "shapes"))
     if args.threads:
         torch.set_num_threads(args.threads)
     from yolact.engine.runtime import select_device

@@ -96,3 +96,25 @@ def test_nms_candidates_file_is_an_argument(tmp_path, capsys):
 def test_missing_candidates_file_is_one_line_and_exit_2(tmp_path, capsys):
     assert load_script().main(["nms", "--candidates", str(tmp_path / "nope.pth")]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path / 'nope.pth'}: candidates file not found\n"
+
+
+def test_learn_trains_within_the_budget_and_prints_ap(tmp_path, capsys):
+    from tests.engine.tiny_run import tiny_overrides
+    from yolact.data.hard_shapes import make_hard_shapes
+
+    make_hard_shapes(tmp_path / "hard", style="a", num_train=6, num_val=3, seed=0)
+    model = [word for word in tiny_overrides(tmp_path, tmp_path / "runs", **{"train.val_interval": 0})
+             if not word.startswith(("data.", "train.max_iter", "train.lr_steps"))]
+    out = tmp_path / "learn.json"
+    hard = tmp_path / "hard"
+    assert load_script().main(["learn", *model, "--budget", "0.1", "--train", str(hard / "train"),
+                               "--val", str(hard / "val"), "--seed", "1", "--threads", "1", "--json", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()  # the final evaluation's summary comes first
+    title = next(i for i, line in enumerate(lines) if line.startswith("learn on "))
+    header = lines[title + 1].split()
+    assert header == ["config", "seed", "budget_min", "iterations", "images_seen", "mask_AP", "box_AP",
+                      "wall_s"]
+    (row,) = json.loads(out.read_text())["rows"]
+    assert (row["config"], row["seed"], row["budget_min"]) == ("small", 1, 0.1)
+    assert row["iterations"] >= 1 and row["images_seen"] == 2 * row["iterations"]
+    assert 0.0 <= row["mask_AP"] <= 1.0 and 0.0 <= row["box_AP"] <= 1.0

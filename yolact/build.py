@@ -4,7 +4,6 @@ Every module below takes plain keyword arguments; these builders translate confi
 those arguments, so a user of the library can also skip the config and call the modules.
 """
 import dataclasses
-import functools
 from pathlib import Path
 from typing import Callable, Optional, Tuple
 
@@ -12,7 +11,8 @@ from yolact.config import Config
 from yolact.errors import YolactError
 
 __all__ = ["build_model", "build_criterion", "build_postprocessor", "build_dataset", "build_optimizer",
-           "build_lr_schedule", "build_train_loader", "build_val_loader", "with_num_classes", "BASE_BATCH_SIZE"]
+           "build_lr_schedule", "build_ema_hook", "build_time_budget_hook", "build_train_loader",
+           "build_val_loader", "with_num_classes", "BASE_BATCH_SIZE"]
 
 BASE_BATCH_SIZE = 8  # the reference's default batch, the unit of autoscaling
 
@@ -134,23 +134,67 @@ def _scaled_schedule(config: Config) -> Tuple[float, int, Tuple[int, ...]]:
 
 
 def build_lr_schedule(config: Config) -> Tuple[Callable[[int], float], int]:
-    """``(lr_at(iteration), max_iter)``: warmup then step decay (SPEC §8), autoscaled to the batch."""
-    from yolact.engine.train.lr_schedule import learning_rate_at
+    """``(lr_at(iteration), max_iter)``: warmup, then ``train.lr_schedule`` decay (SPEC §8: step),
+    autoscaled to the batch. ``lr_at`` is an :class:`~yolact.engine.train.lr_schedule.LrSchedule`."""
+    from yolact.engine.train.lr_schedule import LrSchedule
 
     train_cfg = config.train
     base_lr, max_iter, lr_steps = _scaled_schedule(config)
-    lr_at = functools.partial(learning_rate_at, base_lr=base_lr, warmup_init_lr=train_cfg.warmup_init_lr,
-                              warmup_iters=train_cfg.warmup_iters, lr_steps=lr_steps, gamma=train_cfg.gamma)
-    return lr_at, max_iter
+    schedule = LrSchedule(kind=train_cfg.lr_schedule, base_lr=base_lr, warmup_init_lr=train_cfg.warmup_init_lr,
+                          warmup_iters=_warmup_iters(config, max_iter), total_iters=max_iter,
+                          lr_steps=lr_steps, gamma=train_cfg.gamma, final_lr_ratio=train_cfg.final_lr_ratio)
+    return schedule, max_iter
+
+
+def _warmup_iters(config: Config, max_iter: int) -> int:
+    fraction = config.train.warmup_fraction
+    if fraction is None:
+        return config.train.warmup_iters
+    if not 0.0 <= fraction < 1.0:
+        raise YolactError(f"train.warmup_fraction must be in [0, 1), got {fraction}")
+    return round(fraction * max_iter)
 
 
 def build_optimizer(config: Config, model):
-    """SGD with momentum and weight decay over every parameter of ``model`` (SPEC §8)."""
-    import torch
+    """``train.optimizer`` over ``model``'s parameters (SPEC §8: SGD, decay on every parameter)."""
+    from yolact.engine.train.optimizer import make_optimizer
 
     train_cfg = config.train
-    return torch.optim.SGD(model.parameters(), lr=_scaled_schedule(config)[0], momentum=train_cfg.momentum,
-                           weight_decay=train_cfg.weight_decay)
+    return make_optimizer(model, name=train_cfg.optimizer, lr=_scaled_schedule(config)[0],
+                          momentum=train_cfg.momentum, weight_decay=train_cfg.weight_decay,
+                          no_decay_norm_bias=train_cfg.no_decay_norm_bias)
+
+
+def build_ema_hook(config: Config):
+    """The weight-averaging hook of ``train.ema_decay``, or None when it is off."""
+    from yolact.engine.train.ema import EmaHook
+
+    train_cfg = config.train
+    if train_cfg.ema_decay is None:
+        return None
+    if not 0.0 <= train_cfg.ema_decay < 1.0:
+        raise YolactError(f"train.ema_decay must be in [0, 1), got {train_cfg.ema_decay}")
+    return EmaHook(decay=train_cfg.ema_decay, tau=train_cfg.ema_tau)
+
+
+def build_time_budget_hook(config: Config, *, val_images: int, final_eval: bool):
+    """The hook that plans the run's length within ``train.time`` minutes, or None when it is off.
+
+    ``val_images``: images of each evaluation; ``final_eval``: whether one ends the run.
+    """
+    from yolact.engine.train.time_budget import TimeBudgetHook
+    from yolact.engine.train.time_plan import Plan
+
+    train_cfg = config.train
+    if train_cfg.time is None:
+        return None
+    if train_cfg.time <= 0:
+        raise YolactError(f"train.time must be a positive number of minutes, got {train_cfg.time}")
+    schedule, max_iter = build_lr_schedule(config)
+    nominal = Plan(max_iter=max_iter, warmup_iters=schedule.warmup_iters, lr_steps=schedule.lr_steps,
+                              val_interval=train_cfg.val_interval, save_interval=train_cfg.save_interval)
+    return TimeBudgetHook(budget_min=train_cfg.time, nominal=nominal, schedule=schedule,
+                          val_images=val_images, batch_size=train_cfg.batch_size, final_eval=final_eval)
 
 
 def build_train_loader(config: Config, dataset, *, batch_per_rank: int, start_iteration: int, rank: int = 0,

@@ -159,20 +159,42 @@ class TrainConfig:
     batch_size: int = 8
     # base learning rate at batch_size 8
     lr: float = 1e-3
-    # SGD momentum
+    # SGD momentum (AdamW's beta1)
     momentum: float = 0.9
-    # SGD weight decay (applied to every parameter, as the reference)
+    # weight decay (applied to every parameter, as the reference, unless no_decay_norm_bias)
     weight_decay: float = 5e-4
     # learning rate at iteration 0 of the linear warmup
     warmup_init_lr: float = 1e-4
     # iterations of linear warmup
     warmup_iters: int = 500
+    # warmup as a fraction of the training length (of the planned length with train.time);
+    # null: train.warmup_iters
+    warmup_fraction: Optional[float] = None
     # iterations at which the learning rate is multiplied by gamma
     lr_steps: Tuple[int, ...] = (280000, 600000, 700000, 750000)
     # learning-rate decay factor at each step
     gamma: float = 0.1
     # total training iterations
     max_iter: int = 800000
+    # after warmup: "step" (x gamma at each lr_step, the reference), "cosine" or "linear" decay
+    # from lr to lr * final_lr_ratio at the last iteration
+    lr_schedule: Literal["step", "cosine", "linear"] = "step"
+    # the last iteration's lr of the cosine and linear schedules, as a fraction of lr
+    final_lr_ratio: float = 0.01
+    # time budget in minutes (null: off). After a few measured iterations the run plans its
+    # length so that training plus the final evaluation end inside it; max_iter, warmup_iters,
+    # lr_steps, val_interval and save_interval are then read as fractions of max_iter and
+    # scaled to the planned length (yolact/engine/train/time_budget.py)
+    time: Optional[float] = None
+    # "sgd" (momentum, the reference) or "adamw" (betas (momentum, 0.999), decoupled weight decay)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    # no weight decay on normalisation weights and on biases (the reference decays every parameter)
+    no_decay_norm_bias: bool = False
+    # decay of an exponential moving average of the weights, used by validation, best.pth, eval.py
+    # and export (the raw weights stay in the checkpoint for resuming); null: off
+    ema_decay: Optional[float] = None
+    # the EMA's decay ramps up as ema_decay * (1 - exp(-updates / ema_tau)); 0: no ramp
+    ema_tau: float = 2000.0
     # scale lr, lr_steps and max_iter by batch_size / 8 like the reference
     autoscale: bool = True
     # BatchNorm is frozen when the per-device batch is below this (the reference uses 6)

@@ -19,6 +19,8 @@ def run_benchmark(command: str, args: BenchmarkOptions, device: torch.device,
         from yolact.benchmarks.train_bench import bench_train as bench
     elif command == "infer":
         from yolact.benchmarks.infer_bench import bench_infer as bench
+    elif command == "learn":
+        from yolact.benchmarks.learn_bench import bench_learn as bench
     else:
         from yolact.benchmarks.data_bench import bench_data as bench
     return bench(args, device, config_for)

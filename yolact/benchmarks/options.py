@@ -7,7 +7,7 @@ __all__ = ["BenchmarkOptions"]
 
 @dataclass(frozen=True)
 class BenchmarkOptions:
-    command: str                       # "nms", "loss", "train", "infer" or "data"
+    command: str                       # "nms", "loss", "train", "infer", "data" or "learn"
     overrides: Sequence[str] = ()      # config key=value words (e.g. data paths)
     device: str = "auto"
     backbone: str = "r50"              # "r101", "r50", "r18" or "tiny"
@@ -20,6 +20,10 @@ class BenchmarkOptions:
     warmup: int = 2
     amp: str = "auto"                  # train: comma list of "off,bf16,fp16"
     threads: Optional[int] = None
-    config: str = "shapes"             # dataset config of the data / train-with-data runs
+    config: Optional[str] = None       # data/train: dataset config (shapes); learn: recipe (small)
     json: Optional[str] = None         # where the results go
     candidates: Optional[str] = None   # nms: a .pth of NMS candidates (the reference's fastnms.pth)
+    budget: float = 15.0               # learn: train.time in minutes
+    train: Optional[str] = None        # learn: training folder with images/ and annotations.json
+    val: Optional[str] = None          # learn: validation folder, the same layout
+    seed: int = 0                      # learn: train.seed

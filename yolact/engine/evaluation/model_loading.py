@@ -43,13 +43,15 @@ def load_model_for_inference(weights: Path, *, config_name: Optional[str], overr
     """Build the model a checkpoint was trained as and load its weights.
 
     Our checkpoints carry their config and class names; ``config_name`` overrides the config.
+    A checkpoint trained with ``train.ema_decay`` loads its weight average, not the raw weights.
     A reference checkpoint (bare state_dict) needs ``config_name`` (default ``coco``); its
     class count is read from its class layer.
     """
+    from yolact.engine.inference_weights import inference_state_dict
     from yolact.modeling.reference_weights import load_model_weights
 
     checkpoint = load_checkpoint(weights)
-    state = checkpoint["model"]
+    state = inference_state_dict(checkpoint)  # the weight average when training kept one
     if config_name is not None:
         config = load_config(config_name, overrides)
     elif "config" in checkpoint:

@@ -1,12 +1,14 @@
 """``train.py``'s engine: build everything from the config, resume, then run the trainer with its hooks."""
+import json
 import logging
 from pathlib import Path
 from typing import Optional
 
 import torch
 
-from yolact.build import (build_criterion, build_dataset, build_lr_schedule, build_model, build_optimizer,
-                          build_postprocessor, build_train_loader, build_val_loader, with_num_classes)
+from yolact.build import (build_criterion, build_dataset, build_ema_hook, build_lr_schedule, build_model,
+                          build_optimizer, build_postprocessor, build_time_budget_hook, build_train_loader,
+                          build_val_loader, with_num_classes)
 from yolact.config import Config, apply_overrides, dump_config
 from yolact.engine.checkpoint import load_checkpoint, restore_rng_state
 from yolact.engine.performance_advice import log_performance_advice
@@ -114,8 +116,10 @@ def _prepare_datasets(config: Config, dist_info, final_eval: bool):
 
 
 def _make_hooks(config: Config, run_dir, train_set, val_set, device, is_main: bool, final_eval: bool) -> list:
-    """In call order: periodic and last checkpoints, validation, best checkpoint, monitor."""
+    """In call order: time budget and weight average (when on), periodic and last checkpoints,
+    validation, best checkpoint, monitor."""
     train_cfg = config.train
+    ema = build_ema_hook(config)
     checkpointer = Checkpointer(run_dir, config=config, class_names=train_set.class_names,
                                 category_ids=train_set.category_ids, save_interval=train_cfg.save_interval,
                                 enabled=is_main)
@@ -124,12 +128,16 @@ def _make_hooks(config: Config, run_dir, train_set, val_set, device, is_main: bo
         postprocessor = build_postprocessor(config)
         hooks.append(ValidationHook(
             interval=train_cfg.val_interval, final=final_eval,
+            model_source=ema.averaged_model if ema is not None else None,
             evaluate=make_evaluate_fn(postprocessor, build_val_loader(config, val_set), val_set, device,
                                       train_cfg.val_max_images),
             visualize=make_visualize_fn(postprocessor, val_set, device, train_cfg.val_visualize)))
         hooks.append(BestCheckpointer(checkpointer))
     hooks.append(TrainMonitor(run_dir, log_interval=train_cfg.log_interval, enabled=is_main))
-    return hooks
+    val_images = min(len(val_set), train_cfg.val_max_images or len(val_set)) if val_set is not None else 0
+    # the same final_eval on every rank (rank 0 evaluates; the plans must agree)
+    budget = build_time_budget_hook(config, val_images=val_images, final_eval=final_eval)
+    return [hook for hook in (budget, ema) if hook is not None] + hooks
 
 
 def _make_trainer(config: Config, checkpoint, device, dist_info, train_set, hooks) -> Trainer:
@@ -223,5 +231,7 @@ def _plan_run_dir(config, config_name, run_name, checkpoint, is_main) -> Optiona
 def _report_final_evaluation(result, run_dir: Path) -> None:
     print(result.summary)
     atomic_write(run_dir / "eval_summary.txt", lambda handle: handle.write(result.summary), binary=False)
+    final = {"iteration": result.iteration, **result.metrics}
+    atomic_write(run_dir / "final_metrics.json", lambda handle: handle.write(json.dumps(final)), binary=False)
     logger.info(f"final mask AP {result.metrics.get('segm/AP', float('nan')):.4f}, box AP "
                 f"{result.metrics.get('bbox/AP', float('nan')):.4f}; summary in {run_dir / 'eval_summary.txt'}")

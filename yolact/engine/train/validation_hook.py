@@ -36,18 +36,21 @@ class ValidationHook(HookBase):
     Args:
         evaluate: ``evaluate(model) -> (metrics, summary text)``.
         visualize: ``visualize(model) -> [(3,H,W) uint8 RGB]``.
+        model_source: ``model_source(trainer) -> model`` to evaluate (default: the bare trained
+            model; the weight average of :class:`~yolact.engine.train.ema.EmaHook` when on).
     """
 
     def __init__(self, *, interval: int, evaluate: Callable, visualize: Callable[[torch.nn.Module], list],
-                 final: bool = True):
+                 final: bool = True, model_source: Optional[Callable] = None):
         self.interval, self.evaluate, self.visualize, self.final = interval, evaluate, visualize, final
+        self.model_source = model_source
 
     def run(self, trainer) -> ValidationResult:
         """Validate the bare model now; the model is back in training mode afterwards."""
-        model = unwrap(trainer.model)
+        model = self.model_source(trainer) if self.model_source is not None else unwrap(trainer.model)
         metrics, summary = self.evaluate(model)
         result = ValidationResult(trainer.state.iteration, metrics, summary, self.visualize(model))
-        model.train()
+        unwrap(trainer.model).train()
         trainer.state.validation = result
         return result
 

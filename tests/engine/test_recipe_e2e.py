@@ -1,0 +1,39 @@
+"""small.yaml, train.time and train.ema_decay through the real entry point on a tiny dataset."""
+import pytest
+import torch
+
+import train
+from tests.engine.tiny_run import make_tiny_shapes, tiny_overrides
+from yolact.engine.checkpoint import load_checkpoint
+from yolact.engine.evaluation.model_loading import load_model_for_inference
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def shapes_root(tmp_path_factory):
+    return make_tiny_shapes(tmp_path_factory.mktemp("shapes"))
+
+
+def test_small_recipe_trains_a_few_iterations(shapes_root, tmp_path):
+    assert train.main(["--config", "small", "--name", "small"] + tiny_overrides(shapes_root, tmp_path)) == 0
+    last = load_checkpoint(tmp_path / "small" / "weights" / "last.pth")
+    assert last["iteration"] == 4 and "hooks" not in last
+
+
+def test_time_budget_with_ema_plans_and_eval_loads_the_average(shapes_root, tmp_path):
+    overrides = tiny_overrides(shapes_root, tmp_path, **{"train.time": 0.05, "train.ema_decay": 0.9,
+                                                         "train.ema_tau": 0, "train.lr_schedule": "cosine",
+                                                         "train.optimizer": "adamw",
+                                                         "train.no_decay_norm_bias": "true"})
+    assert train.main(["--config", "small", "--name", "timed"] + overrides) == 0
+    weights = tmp_path / "timed" / "weights"
+    last = load_checkpoint(weights / "last.pth")
+    plan = last["hooks"]["TimeBudgetHook"]["plan"]
+    assert last["iteration"] == plan["max_iter"] == last["hooks"]["EmaHook"]["updates"]
+    assert list(plan["lr_steps"]) == [round(5 * plan["max_iter"] / 4)]  # lr_steps [5] of max_iter 4, scaled
+    loaded = load_model_for_inference(weights / "last.pth", config_name=None, device=torch.device("cpu"))
+    average = last["hooks"]["EmaHook"]["weights"]
+    for name, value in loaded.model.state_dict().items():
+        assert torch.equal(value, average[name]), name
+    assert (weights / "best.pth").is_file()

@@ -1,0 +1,87 @@
+"""Learning-rate schedules (step, cosine, linear; warmup as iterations or a fraction) and the
+optimizer's parameter groups."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from yolact.build import build_lr_schedule, build_optimizer, with_num_classes
+from yolact.config import load_config
+from yolact.engine.train.lr_schedule import LrSchedule, learning_rate_at
+from yolact.engine.train.optimizer import make_optimizer, parameter_groups
+
+WARM = dict(base_lr=0.1, warmup_init_lr=0.0, warmup_iters=10, total_iters=110, final_lr_ratio=0.01)
+
+
+def test_step_schedule_is_the_reference():
+    schedule = LrSchedule(kind="step", base_lr=1e-3, warmup_init_lr=1e-4, warmup_iters=500, total_iters=800000,
+                          lr_steps=(280000, 600000), gamma=0.1)
+    for iteration in (0, 250, 500, 501, 279999, 280000, 600000, 799999):
+        assert schedule(iteration) == learning_rate_at(iteration, base_lr=1e-3, warmup_init_lr=1e-4,
+                                                       warmup_iters=500, lr_steps=(280000, 600000), gamma=0.1)
+
+
+def test_cosine_and_linear_values():
+    cosine, linear = LrSchedule(kind="cosine", **WARM), LrSchedule(kind="linear", **WARM)
+    assert cosine(5) == linear(5) == 0.05  # warmup, the same for every kind
+    assert cosine(10) == linear(10) == 0.1
+    assert cosine(60) == pytest.approx(0.001 + 0.099 * 0.5)  # half way: cos(pi / 2) = 0
+    assert cosine(35) == pytest.approx(0.001 + 0.099 * 0.5 * (1 + math.cos(math.pi / 4)))
+    assert linear(60) == pytest.approx(0.1 - 0.099 * 0.5)
+    assert cosine(110) == linear(110) == pytest.approx(0.001)
+    assert cosine(500) == linear(500) == pytest.approx(0.001)  # stays at the final rate
+    with pytest.raises(ValueError, match="lr schedule"):
+        LrSchedule(kind="poly", **WARM)
+
+
+def test_build_lr_schedule_reads_kind_and_warmup_fraction():
+    schedule, max_iter = build_lr_schedule(load_config("shapes", ["train.lr_schedule=cosine",
+                                                                   "train.warmup_fraction=0.05"]))
+    assert (schedule.kind, schedule.warmup_iters, schedule.total_iters, max_iter) == ("cosine", 120, 2400, 2400)
+    assert schedule.final_lr_ratio == 0.01
+    assert build_lr_schedule(load_config("shapes"))[0].warmup_iters == 100
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, bias=False)
+        self.bn = nn.BatchNorm2d(4)
+        self.head = nn.Conv2d(4, 2, 1)
+        self.norm = nn.GroupNorm(1, 2)
+
+
+def test_parameter_groups():
+    net = Net()
+    one = parameter_groups(net, weight_decay=5e-4, no_decay_norm_bias=False)
+    assert len(one) == 1 and one[0]["weight_decay"] == 5e-4 and one[0]["params"] == list(net.parameters())
+    decay, no_decay = parameter_groups(net, weight_decay=5e-4, no_decay_norm_bias=True)
+    assert decay == {"params": [net.conv.weight, net.head.weight], "weight_decay": 5e-4}
+    assert no_decay == {"params": [net.bn.weight, net.bn.bias, net.head.bias, net.norm.weight, net.norm.bias],
+                        "weight_decay": 0.0}
+
+
+def test_optimizers():
+    net = Net()
+    sgd = make_optimizer(net, name="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4)
+    assert type(sgd) is torch.optim.SGD and len(sgd.param_groups) == 1
+    assert (sgd.param_groups[0]["momentum"], sgd.param_groups[0]["weight_decay"]) == (0.9, 5e-4)
+    adamw = make_optimizer(net, name="adamw", lr=0.001, momentum=0.9, weight_decay=0.05, no_decay_norm_bias=True)
+    assert type(adamw) is torch.optim.AdamW
+    assert [(g["betas"], g["weight_decay"], len(g["params"])) for g in adamw.param_groups] == [
+        ((0.9, 0.999), 0.05, 2), ((0.9, 0.999), 0.0, 5)]
+    with pytest.raises(ValueError, match="optimizer"):
+        make_optimizer(net, name="lamb", lr=0.1, momentum=0.9, weight_decay=0.0)
+
+
+def test_build_optimizer_from_the_config():
+    from yolact.build import build_model
+
+    config = with_num_classes(load_config("shapes", ["train.optimizer=adamw", "train.no_decay_norm_bias=true",
+                                                     "train.weight_decay=0.05", "train.lr=0.002"]), 3)
+    model = build_model(config, pretrained=None)
+    optimizer = build_optimizer(config, model)
+    assert type(optimizer) is torch.optim.AdamW and [g["weight_decay"] for g in optimizer.param_groups] == [0.05, 0.0]
+    assert optimizer.param_groups[0]["lr"] == 0.002
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))
