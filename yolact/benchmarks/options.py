@@ -23,3 +23,4 @@ class BenchmarkOptions:
     config: str = "shapes"             # dataset config of the data / train-with-data runs
     json: Optional[str] = None         # where the results go
     candidates: Optional[str] = None   # nms: a .pth of NMS candidates (the reference's fastnms.pth)
+    models: str = "yolact"             # infer: comma list of "yolact", "yolact++"
