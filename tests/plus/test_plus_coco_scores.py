@@ -10,6 +10,7 @@ from tests.engine.evaluation.test_coco_results import (CATEGORY_IDS, coco_from_d
                                                         independent_stats, tiny_coco_dict)
 from yolact.engine.evaluation.coco_results import detections_to_coco_results, encode_masks, run_coco_eval
 from yolact.engine.evaluation.predictor import _drawn, _record
+from yolact.utils.visualize import draw_detections
 
 
 def _stray_detection(box_score: float, mask_score: float):
@@ -64,6 +65,9 @@ def test_pictures_are_drawn_and_recorded_with_mask_scores():
     # chosen by mask score: 0.3 is under the threshold 0.5 (the box score 0.9 is not)
     assert np.array_equal(_drawn(image, found, ["thing"], 0.5, None), image)
     assert not np.array_equal(_drawn(image, found, ["thing"], 0.25, None), image)
+    as_bool = dict(found, masks=detections["masks"].numpy())  # what the validation pictures draw
+    assert np.array_equal(draw_detections(image, as_bool, ["thing"], score_threshold=0.5), image)
+    assert not np.array_equal(draw_detections(image, as_bool, ["thing"], score_threshold=0.25), image)
     record = _record("a.png", image, found, ["thing"])
     assert record["detections"][0]["mask_score"] == np.float32(0.3).item()
     assert record["detections"][0]["score"] == np.float32(0.9).item()
