@@ -4,6 +4,7 @@
     python scripts/benchmark.py loss    # the criterion, forward + backward, batch 8 at 550
     python scripts/benchmark.py train   # training iterations/s: fp32/bf16/fp16, channels_last, data in/out
     python scripts/benchmark.py infer   # images/s through network + Fast NMS + masks, batch 1 and 8
+    python scripts/benchmark.py infer --models yolact,yolact++   # and YOLACT++ on the same backbone
     python scripts/benchmark.py data    # loading + augmentation images/s with 0, 1, 2 workers
     python scripts/benchmark.py learn --budget 15 --train DIR --val DIR [--config small] [--seed N]
                                         # train the recipe within the budget; COCOeval mask/box AP
@@ -50,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train", help="learn: training folder (images/ and annotations.json)")
     parser.add_argument("--val", help="learn: validation folder (images/ and annotations.json)")
     parser.add_argument("--seed", type=int, default=0, help="learn: train.seed")
+    parser.add_argument("--models", default="yolact",
+                        help='infer: comma list of "yolact", "yolact++" (the plus config of --backbone: DCNv2, '
+                             '9 anchors per cell, mask-IoU re-scoring)')
     return parser
 
 

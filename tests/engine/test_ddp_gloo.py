@@ -15,6 +15,7 @@ from yolact.config import load_config
 from yolact.data.collate import collate_detections
 from yolact.engine.runtime import seed_everything
 from yolact.engine.train.lr_schedule import learning_rate_at
+from yolact.modeling.maskiou_head import post_forward_heads
 from yolact.data.sampler import ResumableBatchSampler
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,9 +28,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def single_process_losses(overrides, iterations):
+def single_process_losses(overrides, iterations, config_name="shapes"):
     """What DDP should compute: per-rank losses on one image each, gradients averaged."""
-    config = load_config("shapes", overrides)
+    config = load_config(config_name, overrides)
     seed_everything(config.train.seed)
     train_set = build_dataset(config, "train")
     config = with_num_classes(config, len(train_set.class_names))
@@ -46,7 +47,7 @@ def single_process_losses(overrides, iterations):
         totals = []
         for sampler in samplers:
             images, targets = collate_detections([train_set[key] for key in sampler.batch_at(iteration)])
-            totals.append(sum(criterion(model(images), targets).values()))
+            totals.append(sum(criterion(model(images), targets, **post_forward_heads(model)).values()))
         mean_total = (totals[0] + totals[1]) / 2
         logged.append(float(mean_total.detach()))
         for group in optimizer.param_groups:

@@ -7,14 +7,15 @@ import torch
 from tests.loss.criterion_batch import criterion_batch
 from tests.sync_counter import SyncCounter
 from yolact.loss import YolactCriterion, match_anchors, match_batch
-from yolact.loss.mask_loss import _kept_positives
+from yolact.loss.mask_loss import kept_positives
+from yolact.modeling.maskiou_head import MaskIoUHead
 
 MAX_SYNCS = 5
 
 
-def _count_syncs(criterion, outputs, targets):
+def _count_syncs(criterion, outputs, targets, **heads):
     with SyncCounter() as counter:
-        losses = criterion(outputs, targets, generator=torch.Generator().manual_seed(0))
+        losses = criterion(outputs, targets, generator=torch.Generator().manual_seed(0), **heads)
         sum(losses.values()).backward()
     return counter
 
@@ -40,6 +41,24 @@ def test_subsampled_images_add_one_draw_each():
     assert counter.count <= MAX_SYNCS
 
 
+def _small_maskiou_head():
+    torch.manual_seed(0)
+    return MaskIoUHead(num_classes=80, channels=(4, 4, 4, 4, 4))  # 138 -> 1, as yolact_plus's head
+
+
+@pytest.mark.parametrize("masks_to_train,draws", [(100, 0), (50, 3)])
+def test_yolact_plus_criterion_reads_the_device_once_too(masks_to_train, draws):
+    # YOLACT++'s mask-IoU term works on the mask loss's samples: no further draw, read or selection.
+    outputs, targets = criterion_batch(4, 20)
+    criterion = YolactCriterion(num_classes=80, use_maskiou=True, masks_to_train=masks_to_train)
+    counter = _count_syncs(criterion, outputs, targets, maskiou_head=_small_maskiou_head())
+    expected = {"Tensor.tolist": 1, **({"aten.randperm.generator": draws} if draws else {})}
+    # (The code before: 8 and 14, a second read of the positives and a second draw of each subset,
+    # a host-built tensor and five boolean selections.)
+    assert counter.summary() == expected
+    assert counter.count <= MAX_SYNCS
+
+
 def test_batched_matching_equals_matching_each_image():
     outputs, targets = criterion_batch(4, 20, seed=1)
     anchors = outputs["anchors"]
@@ -57,7 +76,7 @@ def test_subset_draws_follow_the_image_order_and_keep_the_drawn_order():
     positives[0, [1, 3, 4, 8, 11]] = True  # 5 > 2: subsampled
     positives[1, [0, 5, 6]] = True  # 3 > 2: subsampled
     positives[2, [7]] = True  # 1: kept
-    image_index, anchor_index, kept_counts, ratios = _kept_positives(
+    image_index, anchor_index, kept_counts, ratios = kept_positives(
         positives, 2, torch.Generator().manual_seed(3), torch.float64)
     generator = torch.Generator().manual_seed(3)
     first, second = torch.randperm(5, generator=generator)[:2], torch.randperm(3, generator=generator)[:2]

@@ -6,6 +6,7 @@ import torch
 from yolact.build import build_criterion, build_model, build_postprocessor, with_num_classes
 from yolact.config import load_config
 from yolact.modeling.deform_conv import ModulatedDeformConv2d
+from yolact.modeling.maskiou_head import post_forward_heads
 from yolact.modeling.reference_weights import (from_reference_state_dict, load_model_weights,
                                                to_reference_state_dict)
 
@@ -69,7 +70,7 @@ def test_shapes_plus_trains_and_rescores():
                 "labels": torch.tensor([1]), "masks": masks},
                {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64),
                 "masks": torch.zeros(0, 160, 160, dtype=torch.uint8)}]
-    losses = build_criterion(config)(model.train()(images), targets)
+    losses = build_criterion(config)(model.train()(images), targets, **post_forward_heads(model))
     assert set(losses) == {"loss_cls", "loss_box", "loss_mask", "loss_semseg", "loss_maskiou"}
     assert all(torch.isfinite(value) for value in losses.values()) and losses["loss_maskiou"] > 0
     sum(losses.values()).backward()
@@ -78,7 +79,8 @@ def test_shapes_plus_trains_and_rescores():
     assert offset_grad is not None
     model.eval()
     with torch.no_grad():
-        found = build_postprocessor(config)(model(images), [(100, 120), (160, 160)])
+        found = build_postprocessor(config)(model(images), [(100, 120), (160, 160)],
+                                            maskiou_head=model.maskiou_head)
     for detections in found:
         assert detections["mask_scores"].shape == detections["scores"].shape
         assert torch.all(detections["mask_scores"] >= 0)  # the predicted IoU is >= 0 (final ReLU)
@@ -88,7 +90,8 @@ def test_images_without_objects_give_a_zero_maskiou_term_in_the_graph():
     config, model = _shapes_plus()
     targets = [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64),
                 "masks": torch.zeros(0, 160, 160, dtype=torch.uint8)}]
-    losses = build_criterion(config)(model.train()(torch.randn(1, 3, 160, 160)), targets)
+    losses = build_criterion(config)(model.train()(torch.randn(1, 3, 160, 160)), targets,
+                                     maskiou_head=model.maskiou_head)
     assert losses["loss_maskiou"].item() == 0.0
     losses["loss_maskiou"].backward()
     assert all(param.grad is not None and not param.grad.any() for param in model.maskiou_head.parameters())

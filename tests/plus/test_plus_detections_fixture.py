@@ -22,9 +22,10 @@ def test_detect_equals_the_reference(eval_outputs, plus_dump):
 
 
 @pytest.mark.parametrize("key,image_size", [("post", (192, 192)), ("post_160x120", (120, 160))])
-def test_rescored_detections_equal_the_reference(eval_outputs, plus_dump, plus_loader, key, image_size):
+def test_rescored_detections_equal_the_reference(plus_model, eval_outputs, plus_dump, plus_loader, key,
+                                                 image_size):
     postprocessor = YolactPostProcessor(rescore_mask=True)
-    found = postprocessor(eval_outputs, [image_size, image_size])
+    found = postprocessor(eval_outputs, [image_size, image_size], maskiou_head=plus_model.maskiou_head)
     for ours, expected in zip(found, plus_dump["eval"][key]):
         assert torch.equal(ours["labels"], expected["classes"])
         torch.testing.assert_close(ours["scores"], expected["scores"], rtol=0, atol=1e-5)
@@ -36,13 +37,13 @@ def test_rescored_detections_equal_the_reference(eval_outputs, plus_dump, plus_l
         assert differing.max() <= 0.005
 
 
-def test_rescore_gives_the_predicted_iou(eval_outputs, plus_dump):
+def test_rescore_gives_the_predicted_iou(plus_model, eval_outputs, plus_dump):
     found = YolactPostProcessor().detect(eval_outputs["cls_logits"].softmax(-1), eval_outputs["box_deltas"],
                                          eval_outputs["mask_coeffs"], eval_outputs["anchors"])
     postprocessor = YolactPostProcessor(rescore_mask=True)
     for image, expected in enumerate(plus_dump["eval"]["post"]):
         rescored = postprocessor.rescore(found[image], eval_outputs["prototypes"][image],
-                                         eval_outputs["maskiou_head"])
+                                         plus_model.maskiou_head)
         torch.testing.assert_close(rescored["maskiou"], expected["maskiou_p"], rtol=0, atol=1e-5)
         assert int((rescored["maskiou"] == 0).sum()) == plus_dump["eval"]["diag"][image]["maskiou_p_zero"]
 

@@ -3,7 +3,6 @@ import torch
 
 from tests.plus.plus_tiny import assert_close_to_max
 from yolact.modeling.deform_conv import ModulatedDeformConv2d
-from yolact.modeling.maskiou_head import MaskIoUHead
 from yolact.modeling.reference_weights import to_reference_state_dict
 
 _OUTPUT_NAMES = {"loc": "box_deltas", "conf": "cls_logits", "mask": "mask_coeffs", "priors": "anchors",
@@ -27,8 +26,8 @@ def test_forward_equals_the_reference(plus_model, plus_dump):
     with torch.no_grad():
         outputs = plus_model(plus_dump["input"]["images"])
     train = plus_dump["train"]
-    assert set(outputs) == set(_OUTPUT_NAMES.values()) | {"maskiou_head"}
-    assert isinstance(outputs["maskiou_head"], MaskIoUHead)
+    assert set(outputs) == set(_OUTPUT_NAMES.values())  # tensors only: the mask-IoU head runs later
+    assert all(torch.is_tensor(value) for value in outputs.values())
     assert outputs["anchors"].shape == (6921, 4)  # 9 anchors per cell
     for ref_name, our_name in _OUTPUT_NAMES.items():
         assert_close_to_max(our_name, outputs[our_name], train["preds"][ref_name])

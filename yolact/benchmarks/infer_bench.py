@@ -1,18 +1,47 @@
 """Images per second through network + Fast NMS + mask assembly, batch 1 and 8, for the model
 as trained and after ``optimize_for_inference`` (what eval.py runs); on a CPU with NNPACK also
 the other Winograd choice, so that each machine shows whether its default is the faster one.
-Each row's ``rewrites`` says what was really applied."""
+Each row's ``rewrites`` says what was really applied. YOLACT and, with ``--models
+yolact,yolact++``, YOLACT++ on the same backbone (DCNv2, 9 anchors per cell, the mask-IoU head
+re-scoring every detection)."""
 import copy
-from typing import Dict
+import dataclasses
+from typing import Dict, List
 
 import torch
 
 from yolact.build import build_model, build_postprocessor
+from yolact.config import load_config
 from yolact.engine.evaluation.inference_benchmark import benchmark_inference
+from yolact.errors import YolactError
+from yolact.modeling.maskiou_head import post_forward_heads
 from yolact.optimize.inference_optimization import optimize_for_inference, winograd_by_default
 from yolact.optimize.winograd_conv import WinogradConv2d, winograd_available
 
-__all__ = ["bench_infer"]
+__all__ = ["MODELS", "bench_infer", "plus_overrides"]
+
+MODELS = ("yolact", "yolact++")
+BACKBONE_NAMES = {"r101": "R101", "r50": "R50", "r18": "R18", "tiny": "tiny"}
+# the reference's plus config of each backbone (the others take ResNet-50's DCN rule)
+PLUS_CONFIGS = {"r101": "yolact_plus_base", "r50": "yolact_plus_resnet50"}
+
+
+def plus_overrides(backbone: str, size: int) -> List[str]:
+    """key=value words turning a YOLACT config at input ``size`` into the YOLACT++ of the
+    reference's plus config. Below 550 the mask-IoU head keeps the stride-2 convs that its
+    prototypes (``size / 4`` a side) can feed, as the YOLACT++ fixture does at 192."""
+    model = load_config(PLUS_CONFIGS.get(backbone, "yolact_plus_resnet50")).model
+    extent, channels = 2 * -(-size // 8), []  # the prototypes' side: P3's, upsampled twice
+    for width in model.maskiou_channels:
+        if extent < 3:
+            break
+        channels.append(width)
+        extent = (extent - 3) // 2 + 1
+    return [f"model.backbone.dcn_layers={list(model.backbone.dcn_layers)}",
+            f"model.backbone.dcn_interval={model.backbone.dcn_interval}",
+            f"model.anchor_octave_scales={model.anchor_octave_scales}", "model.use_square_anchors=false",
+            "model.use_maskiou=true", f"model.maskiou_channels={channels}",
+            "postprocess.rescore_mask=true"]
 
 
 def _sharpen_class_layer(model: torch.nn.Module, generator: torch.Generator) -> None:
@@ -64,8 +93,7 @@ def _variants(model, device):
     return variants
 
 
-def bench_infer(args, device, config_for):
-    config = config_for(args)
+def _bench_model(args, device, config, name: str) -> List[dict]:
     generator = torch.Generator().manual_seed(0)
     model = build_model(config, pretrained=None)
     _sharpen_class_layer(model, generator)
@@ -82,16 +110,34 @@ def bench_infer(args, device, config_for):
                                          ((images, sizes) for _ in range(args.repeats + args.warmup)),
                                          device=device, warmup=args.warmup)
             with torch.inference_mode():
-                detections = postprocessor(variant_model(images.to(device)), sizes, mask_format="none")
+                detections = postprocessor(variant_model(images.to(device)), sizes, mask_format="none",
+                                           **post_forward_heads(variant_model))
             as_trained_ms = as_trained_ms or timing.total_ms
             taken = winograd_convs_taken(variant_model, images.to(device))
-            rows.append({"batch": batch, "model": variant, "rewrites": describe_rewrites(counts, taken),
+            rows.append({"arch": name, "batch": batch, "model": variant, "rewrites": describe_rewrites(counts, taken),
                          "network_ms": timing.network_ms, "nms_ms": timing.nms_ms,
                          "masks_ms": timing.masks_ms, "total_ms_per_image": timing.total_ms,
                          "images_per_s": timing.fps, "speedup": as_trained_ms / timing.total_ms,
                          "detections_per_image": sum(len(d["scores"]) for d in detections) / batch})
+    return rows
+
+
+def bench_infer(args, device, config_for):
+    models = [name.strip() for name in args.models.split(",") if name.strip()]
+    unknown = sorted(set(models) - set(MODELS))
+    if unknown or not models:
+        raise YolactError(f"--models takes a comma list of {list(MODELS)}, got {args.models!r}")
+    rows = []
+    for name in models:
+        plus = name == "yolact++"
+        model_args = dataclasses.replace(args, overrides=[*args.overrides, *plus_overrides(args.backbone, args.size)]) \
+            if plus else args
+        label = f"{'YOLACT++' if plus else 'YOLACT'} {BACKBONE_NAMES.get(args.backbone, args.backbone)}"
+        rows += _bench_model(model_args, device, config_for(model_args), label)
     notes = [f"backbone {args.backbone}, input {args.size}, masks pasted at 640x480; times are per image",
              "optimized (default): what eval.py applies on this machine; 'rewrites' lists what was applied"]
-    return rows, ["batch", "model", "rewrites",
-                  "network_ms", "nms_ms", "masks_ms", "total_ms_per_image", "images_per_s",
-                  "speedup", "detections_per_image"], notes
+    if "yolact++" in models:
+        notes.append("YOLACT++: the DCN rule of the reference's plus config of the backbone (torchvision's "
+                     "deform_conv2d), 9 anchors per cell, mask-IoU re-scoring in nms_ms")
+    return rows, ["arch", "batch", "model", "rewrites", "network_ms", "nms_ms", "masks_ms",
+                  "total_ms_per_image", "images_per_s", "speedup", "detections_per_image"], notes

@@ -27,3 +27,4 @@ class BenchmarkOptions:
     train: Optional[str] = None        # learn: training folder with images/ and annotations.json
     val: Optional[str] = None          # learn: validation folder, the same layout
     seed: int = 0                      # learn: train.seed
+    models: str = "yolact"             # infer: comma list of "yolact", "yolact++"

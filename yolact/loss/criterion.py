@@ -1,13 +1,13 @@
 """YOLACT's training loss: matching, then class, box, mask and semantic terms (SPEC §5, §6)."""
 import contextlib
-from typing import Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from yolact.loss.batch_targets import ConcatenatedTargets, concatenate_targets
-from yolact.loss.mask_loss import downsample_binary_masks, lincomb_mask_loss
+from yolact.loss.mask_loss import downsample_binary_masks, positive_mask_loss, positive_masks
 from yolact.loss.maskiou_loss import maskiou_loss, maskiou_samples
 from yolact.loss.matcher import match_batch
 from yolact.loss.ohem import ohem_classification_loss
@@ -48,7 +48,8 @@ class YolactCriterion(nn.Module):
         masks_to_train: at most this many positives per image train the mask branch.
         cls_weight, box_weight, mask_weight, semseg_weight: term weights.
         use_maskiou: YOLACT++: add ``loss_maskiou`` (see ``yolact/loss/maskiou_loss.py``), from
-            the model's ``maskiou_head`` output, normalised like the box and mask terms.
+            the model's mask-IoU head passed to ``forward``, normalised like the box and mask
+            terms, on the very samples of ``loss_mask``.
         maskiou_weight: its weight (the reference's ``maskiou_alpha``, 25).
         maskiou_min_gt_area: positives whose GT mask covers at most this many prototype
             pixels are left out of it (``discard_mask_area``, 25).
@@ -98,6 +99,8 @@ class YolactCriterion(nn.Module):
         outputs: Dict[str, torch.Tensor],
         targets: Sequence[Dict[str, torch.Tensor]],
         generator: Optional[torch.Generator] = None,
+        *,
+        maskiou_head: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
     ) -> Dict[str, torch.Tensor]:
         """Compute the weighted, normalised loss terms.
 
@@ -109,16 +112,21 @@ class YolactCriterion(nn.Module):
                 ``labels`` (n,) int64 in [0, C), ``masks`` (n, H, W) uint8 at the input size,
                 ``crowd_boxes`` (m, 4) float xyxy relative (optional; other keys are ignored).
             generator: torch.Generator for the masks_to_train subset (None = global RNG).
+            maskiou_head: with ``use_maskiou``, the model's mask-IoU head (masks (P, 1, Hp, Wp)
+                -> IoU (P, C)), run here on the kept positives' masks; under DDP, the bare
+                model's head (its parameters are the wrapped model's, reduced as usual).
         Returns:
             ``loss_cls``, ``loss_box``, ``loss_mask``, ``loss_semseg``: scalar tensors; with
-            ``use_maskiou`` also ``loss_maskiou`` (needs ``outputs["maskiou_head"]``).
+            ``use_maskiou`` also ``loss_maskiou``.
         """
         self._check_class_count(outputs)
+        if self.use_maskiou and maskiou_head is None:
+            raise ValueError("use_maskiou needs the model's head: criterion(outputs, targets, "
+                             "maskiou_head=model.maskiou_head)")
         device = outputs["cls_logits"].device
         with _autocast_off(device):
-            # the maskiou_head output (YOLACT++) is a module, not a tensor
-            outputs = {k: _at_least_float32(v) if torch.is_tensor(v) else v for k, v in outputs.items()}
-            return self._losses(outputs, targets, generator)
+            outputs = {k: _at_least_float32(v) for k, v in outputs.items()}
+            return self._losses(outputs, targets, generator, maskiou_head)
 
     def _check_class_count(self, outputs: Dict[str, torch.Tensor]) -> None:
         num_logits, num_semseg = outputs["cls_logits"].shape[-1], outputs["semseg_logits"].shape[1]
@@ -129,7 +137,7 @@ class YolactCriterion(nn.Module):
                 f"channels (expected {self.num_classes})"
             )
 
-    def _losses(self, outputs, targets, generator) -> Dict[str, torch.Tensor]:
+    def _losses(self, outputs, targets, generator, maskiou_head) -> Dict[str, torch.Tensor]:
         """The weighted, normalised terms. Sizes come from shapes, never from tensor values, but
         for one read of the positives per image in the mask term: a CUDA step waits once."""
         cls_logits = outputs["cls_logits"]
@@ -145,14 +153,10 @@ class YolactCriterion(nn.Module):
                 negatives_per_empty_image=self.negatives_per_empty_image, is_empty_image=gt.counts == 0,
             ),
             "loss_box": self._box_loss(outputs["box_deltas"], loc_t, positives),
-            **self._mask_losses(outputs, gt, conf_t, idx_t, generator),
+            **self._mask_losses(outputs, gt, conf_t, idx_t, generator, maskiou_head),
         }
         normalisers = {"loss_cls": num_pos, "loss_box": num_pos, "loss_mask": num_pos, "loss_semseg": len(targets)}
         if self.use_maskiou:  # YOLACT++: normalised by the batch's positives like the box and mask terms
-            samples = maskiou_samples(outputs["prototypes"], outputs["mask_coeffs"], conf_t, idx_t, targets,
-                                      min_gt_area=self.maskiou_min_gt_area,
-                                      masks_to_train=self.masks_to_train, generator=generator)
-            unnormalised["loss_maskiou"] = maskiou_loss(outputs["maskiou_head"], samples)
             normalisers["loss_maskiou"] = num_pos
         # A further term joins `unnormalised`, `normalisers` and `loss_weights`.
         return {name: unnormalised[name] * weight / normalisers[name] for name, weight in self.loss_weights.items()}
@@ -167,17 +171,21 @@ class YolactCriterion(nn.Module):
         per_anchor = F.smooth_l1_loss(box_deltas, loc_t, reduction="none", beta=1.0).sum(dim=-1)  # (N, A)
         return torch.where(positives, per_anchor, 0.0).sum()
 
-    def _mask_losses(self, outputs, gt: ConcatenatedTargets, conf_t, idx_t, generator) -> Dict[str, torch.Tensor]:
-        """``loss_mask`` (lincomb) and ``loss_semseg`` (divided by H3*W3 only), unweighted, unnormalised."""
+    def _mask_losses(self, outputs, gt: ConcatenatedTargets, conf_t, idx_t, generator,
+                     maskiou_head) -> Dict[str, torch.Tensor]:
+        """``loss_mask`` (lincomb), ``loss_semseg`` (divided by H3*W3 only) and, with ``use_maskiou``,
+        ``loss_maskiou`` on the same kept positives and masks; unweighted, unnormalised."""
         prototypes, semseg_logits = outputs["prototypes"], outputs["semseg_logits"]
         dtype = prototypes.dtype
         # One conversion of all the masks, downsampled once per output size.
         proto_masks = downsample_binary_masks(gt.masks, tuple(prototypes.shape[1:3]), dtype)
         semseg_masks = downsample_binary_masks(gt.masks, tuple(semseg_logits.shape[2:]), dtype)
 
-        loss_mask = lincomb_mask_loss(
-            prototypes, outputs["mask_coeffs"], conf_t, idx_t, gt.boxes, proto_masks, gt.offsets,
-            masks_to_train=self.masks_to_train, generator=generator,
-        )
+        positive = positive_masks(prototypes, outputs["mask_coeffs"], conf_t, idx_t, gt.boxes, proto_masks,
+                                  gt.offsets, masks_to_train=self.masks_to_train, generator=generator)
         loss_semseg = semantic_segmentation_loss(semseg_logits, semseg_masks, gt.labels, gt.image_index)
-        return {"loss_mask": loss_mask, "loss_semseg": loss_semseg}
+        losses = {"loss_mask": positive_mask_loss(positive), "loss_semseg": loss_semseg}
+        if self.use_maskiou:
+            samples = maskiou_samples(positive, gt.labels, min_gt_area=self.maskiou_min_gt_area)
+            losses["loss_maskiou"] = maskiou_loss(maskiou_head, samples)
+        return losses

@@ -1,12 +1,18 @@
-"""The lincomb mask loss of the positives (SPEC §6.4) and the GT-mask downsampling it uses."""
-from typing import List, Optional, Tuple
+"""The lincomb mask loss of the positives (SPEC §6.4) and the GT-mask downsampling it uses.
+
+The kept positives (:func:`kept_positives`) and their assembled masks
+(:func:`assemble_cropped_masks`) are drawn and built once per batch (:func:`positive_masks`) and
+shared with YOLACT++'s mask-IoU term, as the reference does in one per-image loop.
+"""
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from yolact.box_ops import crop_masks
 
-__all__ = ["downsample_binary_masks", "probability_bce", "lincomb_mask_loss"]
+__all__ = ["downsample_binary_masks", "probability_bce", "KeptPositives", "kept_positives", "assemble_cropped_masks",
+           "PositiveMasks", "positive_masks", "positive_mask_loss", "lincomb_mask_loss"]
 
 
 @torch.no_grad()
@@ -95,23 +101,27 @@ def _subset_positions(counts: List[int], masks_to_train: int, generator: Optiona
     return positions.to(device)
 
 
-def _kept_positives(
-    positives: torch.Tensor, masks_to_train: int, generator: Optional[torch.Generator], dtype: torch.dtype
-) -> Tuple[torch.Tensor, torch.Tensor, List[int], torch.Tensor]:
+class KeptPositives(NamedTuple):
+    """The positive anchors that train the mask branch (and YOLACT++'s mask-IoU head), image after image."""
+    image_index: torch.Tensor  # (P,) int64 image of each kept positive
+    anchor_index: torch.Tensor  # (P,) int64 its anchor
+    counts: List[int]  # (N,) host ints: positives kept per image, summing to P
+    ratios: torch.Tensor  # (N,) old/new count per image (1 where nothing was dropped)
+
+
+def kept_positives(positives: torch.Tensor, masks_to_train: int, generator: Optional[torch.Generator],
+                   dtype: torch.dtype) -> KeptPositives:
     """The positive anchors that train the mask branch, image by image.
 
     An image with more than ``masks_to_train`` positives keeps the first ``masks_to_train`` of a
     random permutation of them (in that order, as the reference) and remembers old/new count.
     The positives per image are read on the host once (the loss's only device-to-host copy:
-    ``randperm`` and the split sizes need them); every index is then built on the device.
+    ``randperm`` and the split sizes need them); every index is then built on the device. Call
+    it once per batch: each call draws the subsets anew from ``generator``.
 
     Args:
         positives: (N, A) bool.
         dtype: float dtype of the ratios.
-    Returns:
-        image index (P,) and anchor index (P,) of the kept positives, grouped by image;
-        the count kept per image (host ints); the old/new ratio per image (N,) ``dtype``
-        (1 where nothing was dropped).
     """
     counts = positives.sum(dim=1)  # (N,)
     counts_host = counts.tolist()
@@ -123,11 +133,65 @@ def _kept_positives(
                              for image, count in enumerate(kept_counts)])  # (P,)
     rank_in_image = torch.cat([torch.arange(count, device=device) for count in kept_counts])  # (P,)
     if image_index.numel() == 0:
-        return image_index, image_index, kept_counts, ratios
+        return KeptPositives(image_index, image_index, kept_counts, ratios)
     positions = _subset_positions(counts_host, masks_to_train, generator, device)  # (N, K)
     positive_rank = positions[image_index, rank_in_image]  # (P,) rank among the image's positives
     anchor_index = _anchors_of_positives(positives, max(counts_host))[image_index, positive_rank]  # (P,)
-    return image_index, anchor_index, kept_counts, ratios
+    return KeptPositives(image_index, anchor_index, kept_counts, ratios)
+
+
+def assemble_cropped_masks(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, kept: KeptPositives,
+                           boxes: torch.Tensor) -> torch.Tensor:
+    """The kept positives' soft masks as the loss sees them: sigmoid(prototypes @ coeffs), cropped
+    to ``boxes`` with a padding of 1 prototype pixel (0 outside), in the graph.
+
+    Args:
+        prototypes: (N, Hp, Wp, k); mask_coeffs: (N, A, k); kept: :func:`kept_positives`.
+        boxes: (P, 4) xyxy relative, the matched GT box of each kept positive.
+    Returns:
+        (P, Hp, Wp) in [0, 1], ``prototypes.dtype``.
+    """
+    _, proto_h, proto_w, num_protos = prototypes.shape
+    coeffs_per_image = mask_coeffs[kept.image_index, kept.anchor_index].split(kept.counts)  # N x (n_i, k)
+    pred_logits = torch.cat([
+        coeffs @ protos.reshape(proto_h * proto_w, num_protos).t()  # (n_i, Hp*Wp)
+        for coeffs, protos in zip(coeffs_per_image, prototypes.unbind(0))
+    ]).view(-1, proto_h, proto_w)  # (P, Hp, Wp)
+    # The reference clamps the cropped probabilities to [0, 1] first: a no-op for a sigmoid.
+    return crop_masks(torch.sigmoid(pred_logits), boxes, padding=1)
+
+
+class PositiveMasks(NamedTuple):
+    """What the mask loss and the mask-IoU loss share: one subset, one assembly (P kept positives)."""
+    kept: KeptPositives
+    gt_index: torch.Tensor  # (P,) int64 row of each one's matched GT in the batch's GT
+    boxes: torch.Tensor  # (P, 4) xyxy relative, its GT box
+    pred_masks: torch.Tensor  # (P, Hp, Wp) cropped soft masks, in the graph
+    gt_masks: torch.Tensor  # (P, Hp, Wp) 0/1 GT masks at the prototype size
+
+
+def positive_masks(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, conf_t: torch.Tensor,
+                   idx_t: torch.Tensor, gt_boxes: torch.Tensor, gt_masks: torch.Tensor,
+                   gt_offsets: torch.Tensor, *, masks_to_train: int = 100,
+                   generator: Optional[torch.Generator] = None) -> PositiveMasks:
+    """Draw the kept positives once and assemble their masks once (arguments: :func:`lincomb_mask_loss`)."""
+    kept = kept_positives(conf_t > 0, masks_to_train, generator, prototypes.dtype)
+    gt_index = gt_offsets[kept.image_index] + idx_t[kept.image_index, kept.anchor_index]  # (P,)
+    boxes = gt_boxes[gt_index]  # (P, 4)
+    pred_masks = assemble_cropped_masks(prototypes, mask_coeffs, kept, boxes)  # (P, Hp, Wp)
+    return PositiveMasks(kept, gt_index, boxes, pred_masks, gt_masks[gt_index])
+
+
+def positive_mask_loss(positive: PositiveMasks) -> torch.Tensor:
+    """The mask loss of :func:`positive_masks`' samples (see :func:`lincomb_mask_loss`), a scalar
+    in the graph of every mask parameter, 0 when there is no positive."""
+    proto_h, proto_w = positive.pred_masks.shape[1:]
+    pixel_loss = probability_bce(positive.pred_masks, positive.gt_masks)  # (P, Hp, Wp)
+    boxes = positive.boxes
+    # emulate_roi_pooling: the reference multiplies by Hp*Wp here and divides by it at the end.
+    box_area = (boxes[:, 2] - boxes[:, 0]) * proto_w * ((boxes[:, 3] - boxes[:, 1]) * proto_h)  # (P,)
+    rescale = positive.kept.ratios[positive.kept.image_index]  # (P,)
+    return (pixel_loss.sum(dim=(1, 2)) / box_area * rescale).sum()
 
 
 def lincomb_mask_loss(
@@ -149,7 +213,8 @@ def lincomb_mask_loss(
     purpose: the log is clamped at -100, so a target-1 pixel outside the crop costs exactly 100
     (SPEC Decisions 4, not BCE-with-logits). Each instance's sum is divided by its GT-box area in
     prototype pixels; an image with more than ``masks_to_train`` positives keeps a random subset
-    whose sum is multiplied by old/new count.
+    whose sum is multiplied by old/new count. (``positive_mask_loss(positive_masks(...))``: the
+    criterion keeps the samples to share them with YOLACT++'s mask-IoU term.)
 
     Args:
         prototypes: (N, Hp, Wp, k) after ReLU.
@@ -165,23 +230,5 @@ def lincomb_mask_loss(
         Scalar: sum_images (old_n/n) sum_kept [sum_px BCE / GT-box area in proto pixels],
         unweighted and not divided by the positives.
     """
-    num_images, proto_h, proto_w, num_protos = prototypes.shape
-    image_index, anchor_index, kept_counts, ratios = _kept_positives(
-        conf_t > 0, masks_to_train, generator, prototypes.dtype)
-    if image_index.numel() == 0:
-        # A zero that stays in the graph, so every mask parameter gets a (zero) gradient.
-        return mask_coeffs[:, :0].sum() + prototypes[..., :0].sum()
-    coeffs_per_image = mask_coeffs[image_index, anchor_index].split(kept_counts)  # N x (n_i, k)
-    pred_logits = torch.cat([
-        coeffs @ protos.reshape(proto_h * proto_w, num_protos).t()  # (n_i, Hp*Wp)
-        for coeffs, protos in zip(coeffs_per_image, prototypes.unbind(0))
-    ]).view(-1, proto_h, proto_w)  # (P, Hp, Wp)
-    gt_index = gt_offsets[image_index] + idx_t[image_index, anchor_index]  # (P,) row in the batch's GT
-    boxes = gt_boxes[gt_index]  # (P, 4)
-    # The reference clamps the cropped probabilities to [0, 1] first: a no-op for a sigmoid.
-    pred_masks = crop_masks(torch.sigmoid(pred_logits), boxes, padding=1)  # (P, Hp, Wp)
-    pixel_loss = probability_bce(pred_masks, gt_masks[gt_index])
-    # emulate_roi_pooling: the reference multiplies by Hp*Wp here and divides by it at the end.
-    box_area = (boxes[:, 2] - boxes[:, 0]) * proto_w * ((boxes[:, 3] - boxes[:, 1]) * proto_h)  # (P,)
-    rescale = ratios[image_index]  # (P,)
-    return (pixel_loss.sum(dim=(1, 2)) / box_area * rescale).sum()
+    return positive_mask_loss(positive_masks(prototypes, mask_coeffs, conf_t, idx_t, gt_boxes, gt_masks,
+                                             gt_offsets, masks_to_train=masks_to_train, generator=generator))

@@ -1,11 +1,11 @@
 """YOLACT++'s mask-IoU branch: predicts the IoU of each assembled mask with its object."""
-from typing import Sequence
+from typing import Dict, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MaskIoUHead"]
+__all__ = ["MaskIoUHead", "post_forward_heads"]
 
 
 class MaskIoUHead(nn.Module):
@@ -37,3 +37,17 @@ class MaskIoUHead(nn.Module):
         if features.shape[0] == 0:
             return features.new_zeros((0, self.num_classes)) + features.sum()  # stays in the graph
         return F.max_pool2d(features, kernel_size=features.shape[2:]).flatten(1)  # [n, C]
+
+
+def post_forward_heads(model: nn.Module) -> Dict[str, nn.Module]:
+    """The heads of ``model`` that its criterion and post-processor run after its forward, as their
+    keyword arguments: ``{"maskiou_head": head}`` for YOLACT++, ``{}`` for YOLACT.
+
+    ``model`` may be wrapped (DistributedDataParallel's or DataParallel's ``module``): the bare
+    head is returned. Its parameters are the wrapped model's, so DDP reduces their gradients as
+    any other's (each step gives every one of them a gradient, zero when nothing is trained).
+    """
+    while isinstance(getattr(model, "module", None), nn.Module):
+        model = model.module
+    head = getattr(model, "maskiou_head", None)
+    return {} if head is None else {"maskiou_head": head}

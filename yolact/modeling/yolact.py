@@ -33,11 +33,13 @@ class Yolact(nn.Module):
     - ``anchors`` [A, 4]: (cx, cy, w, h) relative to the image (not clipped), same device and
       dtype as the images, sized against H (the reference's ``max_size``);
     - ``semseg_logits`` [N, C, H3, W3]: per-class semantic logits on P3 (69x69 at 550),
-      **in training mode only**;
-    - ``maskiou_head``: YOLACT++ only (when built with one), in both modes: the
-      :class:`MaskIoUHead` module itself (masks [n, 1, Hp, Wp] -> IoU [n, C]), for the criterion's
-      ``loss_maskiou`` and the post-processor's mask re-scoring, which need the matching or the
-      detections first. Not a tensor: consumers skip it where they convert outputs.
+      **in training mode only**.
+
+    Every value is a tensor. YOLACT++'s mask-IoU head (``maskiou_head``, a :class:`MaskIoUHead`
+    when built with one: masks [n, 1, Hp, Wp] -> IoU [n, C]) is not run here: it needs the
+    matching (training) or the detections (inference) first, so the criterion and the
+    post-processor take it as an argument and run it on their masks (``post_forward_heads(model)``
+    in ``yolact/modeling/maskiou_head.py`` gives it, DDP-wrapped or not).
 
     A = 19248 at 550 with 3 anchors per cell; C foreground classes; k prototypes.
     The same keys (minus ``semseg_logits``) are returned in eval mode.
@@ -67,8 +69,6 @@ class Yolact(nn.Module):
                    "prototypes": prototypes, "anchors": anchors}
         if self.training:
             outputs["semseg_logits"] = self.semseg_head(features[0])
-        if self.maskiou_head is not None:
-            outputs["maskiou_head"] = self.maskiou_head
         return outputs
 
     def set_bn_frozen(self, frozen: bool = True) -> "Yolact":

@@ -5,7 +5,7 @@
 relative coordinates, the reference's ``Detect``) and ``to_image`` (pixel boxes and full-size
 masks at the original image size, the reference's ``postprocess``).
 """
-from typing import Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -16,6 +16,9 @@ from yolact.postprocess.mask_assembly import assemble_masks, encode_masks_rle, m
 from yolact.postprocess.standard_nms import standard_nms
 
 __all__ = ["NMS_METHODS", "MASK_FORMATS", "YolactPostProcessor", "select_candidates", "pixel_boxes"]
+
+# YOLACT++'s mask-IoU head as the re-scoring calls it: masks (K, 1, Hp, Wp) -> IoU (K, C)
+MaskIoUHeadFn = Callable[[torch.Tensor], torch.Tensor]
 
 NMS_METHODS = ("fast", "cross_class", "standard")
 MASK_FORMATS = ("bool", "rle", "none")
@@ -69,8 +72,9 @@ class YolactPostProcessor(nn.Module):
         mask_chunk_size: detections whose masks are assembled together: the float temporaries
             (and, for "rle", the full-size masks) never hold more than this many.
         rescore_mask: YOLACT++: each detection also gets ``mask_scores`` = its score times the
-            IoU that the model's ``maskiou_head`` predicts for its cropped soft mask at its class
-            (the reference's ``rescore_mask``, box re-scoring off: ``scores`` and the order stay).
+            IoU that the model's mask-IoU head (passed to ``forward``) predicts for its cropped
+            soft mask at its class (the reference's ``rescore_mask``, box re-scoring off:
+            ``scores`` and the order stay; COCO's "segm" results and drawings use ``mask_scores``).
     """
 
     def __init__(self, *, conf_threshold: float = 0.05, nms_threshold: float = 0.5, top_k: int = 200,
@@ -93,24 +97,29 @@ class YolactPostProcessor(nn.Module):
 
     @torch.no_grad()
     def forward(self, outputs: Dict[str, torch.Tensor], image_sizes: Sequence[Tuple[int, int]],
-                mask_format: str = "bool") -> List[Dict[str, object]]:
+                mask_format: str = "bool", *, maskiou_head: Optional[MaskIoUHeadFn] = None
+                ) -> List[Dict[str, object]]:
         """Detections of each image.
 
         Args:
             outputs: the model's eval outputs: ``cls_logits`` (N, A, C+1) raw logits, column 0
                 background; ``box_deltas`` (N, A, 4); ``mask_coeffs`` (N, A, k);
-                ``prototypes`` (N, Hp, Wp, k); ``anchors`` (A, 4) cxcywh relative;
-                ``maskiou_head`` with ``rescore_mask``.
+                ``prototypes`` (N, Hp, Wp, k); ``anchors`` (A, 4) cxcywh relative.
             image_sizes: N pairs (h, w), the original image sizes.
             mask_format: "bool", "rle" or "none" (see :meth:`to_image`).
+            maskiou_head: the model's mask-IoU head, needed with ``rescore_mask`` (see
+                :meth:`rescore`; ``post_forward_heads(model)`` gives it).
         Returns:
             N dicts (see :meth:`to_image`), detections ranked by descending score.
         """
+        if self.rescore_mask and maskiou_head is None:
+            raise ValueError("rescore_mask needs the model's head: postprocessor(outputs, image_sizes, "
+                             "maskiou_head=model.maskiou_head)")
         class_probs = outputs["cls_logits"].softmax(dim=-1)
         detections = self.detect(class_probs, outputs["box_deltas"], outputs["mask_coeffs"],
                                  outputs["anchors"])
         if self.rescore_mask:
-            detections = [self.rescore(found, prototypes, outputs["maskiou_head"])
+            detections = [self.rescore(found, prototypes, maskiou_head)
                           for found, prototypes in zip(detections, outputs["prototypes"])]
         return [self.to_image(found, prototypes, size, mask_format)
                 for found, prototypes, size in zip(detections, outputs["prototypes"], image_sizes)]
@@ -151,7 +160,7 @@ class YolactPostProcessor(nn.Module):
 
     @torch.no_grad()
     def rescore(self, detections: Dict[str, torch.Tensor], prototypes: torch.Tensor,
-                maskiou_head) -> Dict[str, torch.Tensor]:
+                maskiou_head: MaskIoUHeadFn) -> Dict[str, torch.Tensor]:
         """A dict of :meth:`detect` plus ``maskiou`` (K,), the IoU predicted by ``maskiou_head``
         (masks (n, 1, Hp, Wp) -> (n, C)) for each cropped soft mask at prototype resolution at its
         class, and ``mask_scores`` (K,) = ``scores * maskiou``."""

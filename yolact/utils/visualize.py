@@ -68,7 +68,8 @@ def draw_detections(image_bgr: np.ndarray, detections: Dict[str, Any], class_nam
     Args:
         image_bgr: uint8 (H, W, 3) BGR picture (left unchanged).
         detections: ``boxes`` (K, 4) xyxy pixels, ``labels`` (K,) 0-based, ``scores`` (K,),
-            optional ``masks`` bool (K, H, W); tensors (any device) or arrays.
+            optional ``masks`` bool (K, H, W), optional ``mask_scores`` (K,) (YOLACT++: then
+            they choose, order and label what is drawn, as the reference's); tensors or arrays.
         class_names: label -> name (a label past the end is shown as "class N").
         score_threshold, top_k: draw only detections scoring at least this, at most ``top_k``
             of them (best first).
@@ -77,7 +78,7 @@ def draw_detections(image_bgr: np.ndarray, detections: Dict[str, Any], class_nam
     Returns uint8 (H, W, 3) BGR.
     """
     canvas = np.array(image_bgr, dtype=np.uint8, copy=True)
-    scores = _as_numpy(detections["scores"]).reshape(-1)
+    scores = _as_numpy(detections.get("mask_scores", detections["scores"])).reshape(-1)
     labels = _as_numpy(detections["labels"]).reshape(-1).astype(np.int64)
     boxes = _as_numpy(detections["boxes"]).reshape(-1, 4)
     order = select_for_display(scores, score_threshold=score_threshold, top_k=top_k)

@@ -4,6 +4,11 @@ A result record is the dict COCO's ``loadRes`` reads: ``image_id`` (int), ``cate
 json category id, mapped back from our contiguous 0-based label), ``bbox`` [x, y, w, h] float
 pixels of the original image, ``score`` float, and (when masks were predicted)
 ``segmentation``, a compressed RLE ``{"size": [h, w], "counts": str}`` of the full-size mask.
+
+YOLACT++ with mask re-scoring adds ``mask_score`` (the box score times the predicted mask IoU).
+As the reference (which writes its bbox and its mask json apart), "bbox" is scored with
+``score`` and "segm" with ``mask_score``: :func:`run_coco_eval` hands COCOeval records whose
+``score`` is the one of its IoU type.
 """
 import contextlib
 import copy
@@ -78,7 +83,8 @@ def detections_to_coco_results(detections: Dict[str, Any], *, image_id: int,
 
     Args:
         detections: ``boxes`` (K, 4) xyxy float pixels, ``labels`` (K,) int 0-based,
-            ``scores`` (K,) float, optional ``masks``: bool (K, h, w) or K RLE dicts.
+            ``scores`` (K,) float, optional ``masks``: bool (K, h, w) or K RLE dicts, optional
+            ``mask_scores`` (K,) float (YOLACT++'s re-scoring; kept as ``mask_score`` beside masks).
         image_id: the json image id.
         category_ids: label i -> json category id; None means ids 1..C (label + 1).
 
@@ -88,6 +94,9 @@ def detections_to_coco_results(detections: Dict[str, Any], *, image_id: int,
     labels = to_numpy(detections["labels"]).astype(np.int64).reshape(-1)
     scores = to_numpy(detections["scores"]).astype(np.float64).reshape(-1)
     rles = _masks_as_rles(detections.get("masks"))
+    mask_scores = None
+    if rles is not None and detections.get("mask_scores") is not None:
+        mask_scores = to_numpy(detections["mask_scores"]).astype(np.float64).reshape(-1)
     records = []
     for index, (box, label, score) in enumerate(zip(boxes, labels, scores)):
         width, height = float(box[2] - box[0]), float(box[3] - box[1])
@@ -98,6 +107,8 @@ def detections_to_coco_results(detections: Dict[str, Any], *, image_id: int,
                   "bbox": [float(box[0]), float(box[1]), width, height], "score": float(score)}
         if rles is not None:
             record["segmentation"] = rles[index]
+        if mask_scores is not None:
+            record["mask_score"] = float(mask_scores[index])
         records.append(record)
     return records
 
@@ -121,10 +132,17 @@ def _results_for(results: List[Dict[str, Any]], iou_type: str) -> List[Dict[str,
     """Fresh copies holding only what ``iou_type`` scores (``loadRes`` edits its input).
 
     For "segm" the box is left out so that loadRes takes the area from the mask, not the box
-    (otherwise small/medium/large would be decided by box area).
+    (otherwise small/medium/large would be decided by box area), and ``score`` is the record's
+    ``mask_score`` where it has one (YOLACT++ re-scoring).
     """
-    drop = "segmentation" if iou_type == "bbox" else "bbox"
-    return [{key: copy.deepcopy(value) for key, value in record.items() if key != drop} for record in results]
+    drop = ("segmentation" if iou_type == "bbox" else "bbox", "mask_score")
+    copies = []
+    for record in results:
+        fresh = {key: copy.deepcopy(value) for key, value in record.items() if key not in drop}
+        if iou_type == "segm" and "mask_score" in record:
+            fresh["score"] = record["mask_score"]
+        copies.append(fresh)
+    return copies
 
 
 def _empty_results(coco_gt: COCO) -> COCO:

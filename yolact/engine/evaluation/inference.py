@@ -4,6 +4,7 @@ from typing import List, Tuple
 import torch
 
 from yolact.engine.runtime import autocast
+from yolact.modeling.maskiou_head import post_forward_heads
 
 __all__ = ["predict_batch"]
 
@@ -21,4 +22,5 @@ def predict_batch(model: torch.nn.Module, postprocessor, images: torch.Tensor,
     # post-processing runs in float32 whatever the autocast dtype
     outputs = {key: value.float() if torch.is_tensor(value) and value.is_floating_point() else value
                for key, value in outputs.items()}
-    return postprocessor(outputs, image_sizes, mask_format=mask_format)
+    # YOLACT++: the post-processor runs the model's mask-IoU head on the detections
+    return postprocessor(outputs, image_sizes, mask_format=mask_format, **post_forward_heads(model))

@@ -7,6 +7,7 @@ from typing import Iterable, List, Tuple
 import torch
 
 from yolact.engine.runtime import autocast
+from yolact.modeling.maskiou_head import post_forward_heads
 
 __all__ = ["InferenceTiming", "benchmark_inference"]
 
@@ -44,6 +45,7 @@ def benchmark_inference(model, postprocessor, batches: Iterable[Tuple[torch.Tens
     synchronised around each stage. Times are per image (batch time / B).
     """
     model.eval()
+    heads = post_forward_heads(model)  # YOLACT++: the mask-IoU head re-scores in post-processing
     network, nms, masks = [], [], []
     with torch.inference_mode():
         for index, (images, sizes) in enumerate(batches):
@@ -57,10 +59,10 @@ def benchmark_inference(model, postprocessor, batches: Iterable[Tuple[torch.Tens
             outputs = {k: v.float() if torch.is_tensor(v) else v for k, v in outputs.items()}
             _synchronize(device)
             after_network = time.perf_counter()
-            postprocessor(outputs, sizes, mask_format="none")
+            postprocessor(outputs, sizes, mask_format="none", **heads)
             _synchronize(device)
             after_nms = time.perf_counter()
-            postprocessor(outputs, sizes, mask_format="bool")
+            postprocessor(outputs, sizes, mask_format="bool", **heads)
             _synchronize(device)
             end = time.perf_counter()
             if index < warmup:

@@ -47,7 +47,8 @@ def predict_image(model: torch.nn.Module, postprocessor, image_bgr: np.ndarray, 
         mask_format: "bool" (masks bool (K, H, W)) or "rle" (a list of K RLE dicts).
     Returns:
         numpy ``boxes`` float32 (K, 4) xyxy pixels, ``labels`` int64 (K,) 0-based, ``scores``
-        float32 (K,), ``masks`` as asked. The model runs in eval mode (its mode is restored).
+        float32 (K,), ``masks`` as asked, ``mask_scores`` float32 (K,) when the post-processor
+        re-scores masks (YOLACT++). The model runs in eval mode (its mode is restored).
     """
     from yolact.data.transforms import eval_transform
 
@@ -65,6 +66,8 @@ def predict_image(model: torch.nn.Module, postprocessor, image_bgr: np.ndarray, 
     result = {"boxes": to_numpy(detections["boxes"]).astype(np.float32).reshape(-1, 4),
               "labels": to_numpy(detections["labels"]).astype(np.int64).reshape(-1),
               "scores": to_numpy(detections["scores"]).astype(np.float32).reshape(-1)}
+    if detections.get("mask_scores") is not None:  # YOLACT++ re-scoring
+        result["mask_scores"] = to_numpy(detections["mask_scores"]).astype(np.float32).reshape(-1)
     if detections.get("masks") is not None:
         masks = detections["masks"]
         result["masks"] = list(masks) if mask_format == "rle" else to_numpy(masks).astype(bool)
@@ -73,9 +76,14 @@ def predict_image(model: torch.nn.Module, postprocessor, image_bgr: np.ndarray, 
 
 def _drawn(image_bgr: np.ndarray, detections: Dict[str, Any], class_names: Sequence[str],
            score_threshold: float, top_k: Optional[int]) -> np.ndarray:
-    """Draw the chosen detections, decoding only their RLE masks (memory stays small)."""
-    chosen = select_for_display(detections["scores"], score_threshold=score_threshold, top_k=top_k)
-    shown = {key: detections[key][chosen] for key in ("boxes", "labels", "scores")}
+    """Draw the chosen detections, decoding only their RLE masks (memory stays small).
+
+    With YOLACT++ re-scoring the mask scores choose, order and label what is drawn, as the reference's.
+    """
+    scores = detections.get("mask_scores", detections["scores"])
+    chosen = select_for_display(scores, score_threshold=score_threshold, top_k=top_k)
+    shown = {key: detections[key][chosen] for key in ("boxes", "labels")}
+    shown["scores"] = scores[chosen]
     if "masks" in detections and len(chosen):
         rles = [detections["masks"][i] for i in chosen]
         shown["masks"] = mask_utils.decode(rles).transpose(2, 0, 1).astype(bool)  # (H, W, K') -> (K', H, W)

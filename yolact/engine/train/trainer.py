@@ -10,6 +10,7 @@ import torch
 
 from yolact.engine.runtime import autocast
 from yolact.errors import YolactError
+from yolact.modeling.maskiou_head import post_forward_heads
 from yolact.utils.distributed import all_reduce_mean
 
 __all__ = ["TrainState", "Trainer"]
@@ -111,7 +112,7 @@ class Trainer:
         with autocast(self.device, self.amp):
             outputs = self.model(images)
         outputs = {k: v.float() if torch.is_tensor(v) else v for k, v in outputs.items()}  # loss in float32
-        losses = self.criterion(outputs, targets)
+        losses = self.criterion(outputs, targets, **post_forward_heads(self.model))  # YOLACT++: + its head
         total = sum(losses.values())
         self.optimizer.zero_grad(set_to_none=True)
         finite_everywhere = all_reduce_mean(torch.isfinite(total.detach()).float()) == 1  # ranks must agree
