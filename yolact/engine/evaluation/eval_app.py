@@ -60,7 +60,7 @@ def _output_dir(options: EvalOptions, weights: Path) -> Path:
 
 
 def run_eval_app(options: EvalOptions) -> int:
-    device = select_device(options.device)
+    device = select_device(options.device, key="--device")
     log_performance_advice(device, amp=options.amp)
     weights = Path(options.weights)
     loaded = load_model_for_inference(weights, config_name=options.config, overrides=options.overrides, device=device)

@@ -18,7 +18,7 @@ from yolact.engine.train.trainer import TrainState, Trainer
 from yolact.engine.train.validation_hook import ValidationHook, make_evaluate_fn, make_visualize_fn
 from yolact.errors import YolactError
 from yolact.optimize.nchw_backward_conv import to_channels_last_for_training
-from yolact.utils.distributed import barrier, cleanup_distributed, init_distributed
+from yolact.utils.distributed import barrier, cleanup_distributed, init_distributed, process_env
 
 __all__ = ["launch_training", "prepare_data"]
 
@@ -57,22 +57,22 @@ def launch_training(config: Config, *, config_name: str, run_name: Optional[str]
     With ``resume`` the checkpoint's own config is used, with ``overrides`` applied on top
     (e.g. a longer ``train.max_iter``).
     """
-    device_type = "cuda" if config.train.device != "cpu" and torch.cuda.is_available() else "cpu"
-    dist_info = init_distributed(device_type)
+    env = process_env()
+    checkpoint = _load_resume(resume, config, config_name)
+    if checkpoint is not None:
+        config = apply_overrides(checkpoint["config"], overrides, source=str(checkpoint["path"]))
+    device = select_device(config.train.device, world_size=env.world_size, local_rank=env.local_rank)
+    dist_info = init_distributed(device.type)
     try:
-        return _train(config, config_name, run_name, resume, overrides, final_eval, dist_info)
+        return _train(config, config_name, run_name, checkpoint, final_eval, device, dist_info)
     finally:
         cleanup_distributed()
 
 
-def _train(config, config_name, run_name, resume, overrides, final_eval, dist_info) -> int:
-    checkpoint = _load_resume(resume, config, config_name)
-    if checkpoint is not None:
-        config = apply_overrides(checkpoint["config"], overrides, source=str(checkpoint["path"]))
+def _train(config, config_name, run_name, checkpoint, final_eval, device, dist_info) -> int:
     train_cfg = config.train
     if train_cfg.num_threads:
         torch.set_num_threads(train_cfg.num_threads)
-    device = select_device(train_cfg.device, dist_info.local_rank)
     seed_everything(train_cfg.seed + dist_info.rank)
     config, train_set, val_set = _prepare_datasets(config, dist_info, final_eval)
     if train_cfg.batch_size % dist_info.world_size:
