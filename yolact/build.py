@@ -165,11 +165,13 @@ def build_train_loader(config: Config, dataset, *, batch_per_rank: int, start_it
                              persistent_workers=data_cfg.persistent_workers)
 
 
-def build_val_loader(config: Config, dataset):
-    """The in-order validation loader used during training (at most 2 workers)."""
+def build_val_loader(config: Config, dataset, *, rank: int = 0, world_size: int = 1, pin_memory: bool = False):
+    """The in-order validation loader used during training (at most 2 workers): this rank's
+    shard of the first ``train.val_max_images`` images."""
     from yolact.data.loader import make_val_loader
 
-    return make_val_loader(dataset, num_workers=min(config.data.num_workers, 2))
+    return make_val_loader(dataset, num_workers=min(config.data.num_workers, 2), rank=rank, world_size=world_size,
+                           max_images=config.train.val_max_images, pin_memory=pin_memory and config.data.pin_memory)
 
 
 def _check_augment(aug) -> None:

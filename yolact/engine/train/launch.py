@@ -78,7 +78,7 @@ def _train(config, config_name, run_name, checkpoint, final_eval, device, dist_i
     if train_cfg.batch_size % dist_info.world_size:
         raise YolactError(f"train.batch_size={train_cfg.batch_size} is not divisible by {dist_info.world_size} processes")
     run_dir = _run_dir(config, config_name, run_name, checkpoint, dist_info.is_main)
-    hooks = _make_hooks(config, run_dir, train_set, val_set, device, dist_info.is_main, final_eval)
+    hooks = _make_hooks(config, run_dir, train_set, val_set, device, dist_info, final_eval)
     for hook in hooks if checkpoint is not None else ():
         hook.load_state_dict(checkpoint.get("hooks", {}).get(type(hook).__name__, {}))
     trainer = _make_trainer(config, checkpoint, device, dist_info, train_set, hooks)
@@ -101,13 +101,17 @@ def _prepare_datasets(config: Config, dist_info, final_eval: bool):
     if len(train_set.class_names) != config.model.num_classes:
         raise YolactError(f"{config.data.train_annotations}: {len(train_set.class_names)} categories but "
                           f"model.num_classes is {config.model.num_classes}")
-    wants_val = dist_info.is_main and (config.train.val_interval or final_eval)
+    wants_val = config.train.val_interval or final_eval  # every rank evaluates its shard
     return config, train_set, build_dataset(config, "val") if wants_val else None
 
 
-def _make_hooks(config: Config, run_dir, train_set, val_set, device, is_main: bool, final_eval: bool) -> list:
-    """In call order: periodic and last checkpoints, validation, best checkpoint, monitor."""
-    train_cfg = config.train
+def _make_hooks(config: Config, run_dir, train_set, val_set, device, dist_info, final_eval: bool) -> list:
+    """In call order: periodic and last checkpoints, validation, best checkpoint, monitor.
+
+    Every rank has the same hooks at the same moments (checkpoints gather each rank's RNG state,
+    validation gathers each rank's shard); rank 0 alone writes and draws.
+    """
+    train_cfg, is_main = config.train, dist_info.is_main
     checkpointer = Checkpointer(run_dir, config=config, class_names=train_set.class_names,
                                 category_ids=train_set.category_ids, save_interval=train_cfg.save_interval,
                                 enabled=is_main)
@@ -116,9 +120,11 @@ def _make_hooks(config: Config, run_dir, train_set, val_set, device, is_main: bo
         postprocessor = build_postprocessor(config)
         hooks.append(ValidationHook(
             interval=train_cfg.val_interval, final=final_eval,
-            evaluate=make_evaluate_fn(postprocessor, build_val_loader(config, val_set), val_set, device,
-                                      train_cfg.val_max_images),
-            visualize=make_visualize_fn(postprocessor, val_set, device, train_cfg.val_visualize)))
+            evaluate=make_evaluate_fn(postprocessor, build_val_loader(config, val_set, rank=dist_info.rank,
+                                                                      world_size=dist_info.world_size,
+                                                                      pin_memory=device.type == "cuda"),
+                                      val_set, device, train_cfg.val_max_images, gather=dist_info.distributed),
+            visualize=make_visualize_fn(postprocessor, val_set, device, train_cfg.val_visualize if is_main else 0)))
         hooks.append(BestCheckpointer(checkpointer))
     hooks.append(TrainMonitor(run_dir, log_interval=train_cfg.log_interval, enabled=is_main))
     return hooks
@@ -146,11 +152,15 @@ def _make_trainer(config: Config, checkpoint, device, dist_info, train_set, hook
             scaler.load_state_dict(checkpoint["scaler"])
         state = TrainState(iteration=int(checkpoint["iteration"]),
                            best_mask_ap=float(checkpoint.get("best_mask_ap", -1.0)))
-        restore_rng_state(checkpoint.get("rng"))
+        for note in restore_rng_state(checkpoint.get("rng"), device, rank=dist_info.rank,
+                                      world_size=dist_info.world_size):
+            logger.info(f"resume: {note}")
     train_model = model
     if dist_info.distributed:
+        # frozen BatchNorm has no buffers to keep in sync: skip the broadcast before every forward
         train_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            broadcast_buffers=not model.bn_frozen)
     loader = build_train_loader(config, train_set, batch_per_rank=batch_per_rank, start_iteration=state.iteration,
                                 rank=dist_info.rank, world_size=dist_info.world_size,
                                 pin_memory=device.type == "cuda")
@@ -158,7 +168,8 @@ def _make_trainer(config: Config, checkpoint, device, dist_info, train_set, hook
     return Trainer(model=train_model, criterion=build_criterion(config).to(device), optimizer=optimizer,
                    batches=iter(loader), device=device, lr_at=lr_at, max_iter=max_iter, amp=train_cfg.amp,
                    scaler=scaler, grad_clip=train_cfg.grad_clip, max_nonfinite=train_cfg.max_nonfinite,
-                   channels_last=train_cfg.channels_last, hooks=hooks, state=state)
+                   channels_last=train_cfg.channels_last, log_interval=train_cfg.log_interval, hooks=hooks,
+                   state=state)
 
 
 def _initialise_from(model: torch.nn.Module, path: Path) -> None:
