@@ -177,8 +177,9 @@ class TrainConfig:
     autoscale: bool = True
     # BatchNorm is frozen when the per-device batch is below this (the reference uses 6)
     freeze_bn_below: int = 6
-    # mixed precision: "off", "bf16" or "fp16" (fp16 uses a GradScaler)
-    amp: Literal["off", "bf16", "fp16"] = "off"
+    # mixed precision: "auto" (bf16 on GPUs that support it, else fp16; off on the CPU), "off"
+    # (fp32, the reference's), "bf16" or "fp16" (fp16 uses a GradScaler)
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     # clip the gradient norm to this value; null disables clipping
     grad_clip: Optional[float] = None
     # iterations between checkpoints

@@ -9,7 +9,7 @@ import torch
 from yolact.build import build_dataset, build_postprocessor
 from yolact.engine.evaluation.model_loading import load_model_for_inference
 from yolact.engine.performance_advice import log_performance_advice
-from yolact.engine.runtime import select_device
+from yolact.engine.runtime import configure_cuda, select_device
 from yolact.errors import YolactError
 from yolact.optimize.inference_optimization import optimize_for_inference
 
@@ -61,6 +61,7 @@ def _output_dir(options: EvalOptions, weights: Path) -> Path:
 
 def run_eval_app(options: EvalOptions) -> int:
     device = select_device(options.device, key="--device")
+    configure_cuda(device)
     log_performance_advice(device, amp=options.amp)
     weights = Path(options.weights)
     loaded = load_model_for_inference(weights, config_name=options.config, overrides=options.overrides, device=device)
@@ -87,7 +88,7 @@ def _run_coco_eval(options: EvalOptions, loaded, postprocessor, dataset, device,
     if len(dataset.class_names) != len(loaded.class_names):
         raise YolactError(f"{loaded.checkpoint_path}: model has {len(loaded.class_names)} classes, the dataset "
                           f"{loaded.config.data.val_annotations} has {len(dataset.class_names)}")
-    loader = make_val_loader(dataset, num_workers=0)
+    loader = make_val_loader(dataset, num_workers=0, pin_memory=device.type == "cuda")
     result = evaluate(loaded.model, postprocessor, loader, dataset, device=device, max_images=options.max_images,
                       amp=options.amp)
     results_path = write_results_json(out_dir / "results.json", result.results)

@@ -17,7 +17,7 @@ def predict_batch(model: torch.nn.Module, postprocessor, images: torch.Tensor,
     per-image dicts at ``image_sizes`` [(h, w)] (see its contract).
     """
     with autocast(device, amp):
-        outputs = model(images.to(device))
+        outputs = model(images.to(device, non_blocking=True))
     # post-processing runs in float32 whatever the autocast dtype
     outputs = {key: value.float() if torch.is_tensor(value) and value.is_floating_point() else value
                for key, value in outputs.items()}

@@ -10,7 +10,7 @@ from yolact.build import (build_criterion, build_dataset, build_lr_schedule, bui
 from yolact.config import Config, apply_overrides, dump_config
 from yolact.engine.checkpoint import load_checkpoint, restore_rng_state
 from yolact.engine.performance_advice import log_performance_advice
-from yolact.engine.runtime import seed_everything, select_device
+from yolact.engine.runtime import configure_cuda, resolve_amp, seed_everything, select_device
 from yolact.engine.train.hooks import BestCheckpointer, Checkpointer
 from yolact.engine.train.monitor import TrainMonitor
 from yolact.engine.train.run_folder import find_resume_checkpoint, new_run_folder
@@ -20,7 +20,7 @@ from yolact.errors import YolactError
 from yolact.optimize.nchw_backward_conv import to_channels_last_for_training
 from yolact.utils.distributed import barrier, cleanup_distributed, init_distributed, process_env
 
-__all__ = ["launch_training", "prepare_data"]
+__all__ = ["launch_training", "prepare_data", "build_model_local_rank_first"]
 
 logger = logging.getLogger("yolact")
 
@@ -62,6 +62,7 @@ def launch_training(config: Config, *, config_name: str, run_name: Optional[str]
     if checkpoint is not None:
         config = apply_overrides(checkpoint["config"], overrides, source=str(checkpoint["path"]))
     device = select_device(config.train.device, world_size=env.world_size, local_rank=env.local_rank)
+    configure_cuda(device)
     dist_info = init_distributed(device.type)
     try:
         return _train(config, config_name, run_name, checkpoint, final_eval, device, dist_info)
@@ -134,16 +135,17 @@ def _make_trainer(config: Config, checkpoint, device, dist_info, train_set, hook
     """Model, loss, optimizer, scaler and batches, restored from ``checkpoint`` when resuming."""
     train_cfg = config.train
     batch_per_rank = train_cfg.batch_size // dist_info.world_size
-    model = build_model(config, pretrained=None if checkpoint is not None else "config")
+    model = build_model_local_rank_first(config, None if checkpoint is not None else "config", dist_info)
     if checkpoint is None and config.model.init_weights:
         _initialise_from(model, Path(config.model.init_weights))
     model.set_bn_frozen(batch_per_rank < train_cfg.freeze_bn_below)
     model.to(device)
     if train_cfg.channels_last:
         to_channels_last_for_training(model, device)
-    log_performance_advice(device, amp=train_cfg.amp)
+    amp = resolve_amp(train_cfg.amp, device)
+    log_performance_advice(device, amp=amp)
     optimizer = build_optimizer(config, model)
-    scaler = torch.amp.GradScaler(device.type) if train_cfg.amp == "fp16" else None
+    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
     state = TrainState()
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
@@ -166,10 +168,21 @@ def _make_trainer(config: Config, checkpoint, device, dist_info, train_set, hook
                                 pin_memory=device.type == "cuda")
     lr_at, max_iter = build_lr_schedule(config)
     return Trainer(model=train_model, criterion=build_criterion(config).to(device), optimizer=optimizer,
-                   batches=iter(loader), device=device, lr_at=lr_at, max_iter=max_iter, amp=train_cfg.amp,
+                   batches=iter(loader), device=device, lr_at=lr_at, max_iter=max_iter, amp=amp,
                    scaler=scaler, grad_clip=train_cfg.grad_clip, max_nonfinite=train_cfg.max_nonfinite,
                    channels_last=train_cfg.channels_last, log_interval=train_cfg.log_interval, hooks=hooks,
                    state=state)
+
+
+def build_model_local_rank_first(config: Config, pretrained: Optional[str], dist_info):
+    """``build_model`` with local rank 0 first: it alone downloads the ImageNet backbone into
+    torch's cache, the other ranks wait (one barrier each) and then read the cache."""
+    if dist_info.local_rank != 0:
+        barrier()
+    model = build_model(config, pretrained=pretrained)
+    if dist_info.local_rank == 0:
+        barrier()
+    return model
 
 
 def _initialise_from(model: torch.nn.Module, path: Path) -> None:
