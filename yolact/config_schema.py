@@ -149,6 +149,10 @@ class DataConfig:
     num_workers: int = 4
     # pin host memory for faster copies to the GPU
     pin_memory: bool = True
+    # images leave the loaders as uint8 and are normalised on the device: 4x less data through
+    # workers and to the GPU; pixels are rounded to integers (and photometric values clipped to
+    # [0, 255]), see yolact/data/uint8_images.py; false keeps the reference's float path
+    uint8_images: bool = False
     # keep workers alive between epochs
     persistent_workers: bool = True
 

@@ -50,7 +50,8 @@ def init_worker(worker_id: int) -> None:
 def make_train_loader(dataset: Dataset, *, batch_size: int, seed: int, start_iteration: int = 0, rank: int = 0,
                       world_size: int = 1, num_workers: int = 0, pin_memory: bool = False,
                       persistent_workers: bool = False) -> DataLoader:
-    """An endless loader of ``(images (B,3,S,S) float, [target, ...])`` batches from ``start_iteration``.
+    """An endless loader of ``(images (B,3,S,S), [target, ...])`` batches from ``start_iteration``
+    (images float32 normalised, or uint8 RGB with the transforms' ``uint8_output``).
 
     Args:
         dataset: a ``CocoInstanceDataset`` (or any dataset taking :class:`SampleKey` keys).

@@ -8,6 +8,7 @@ from typing import Any, Callable, Dict, Iterator, Optional, Sequence
 
 import torch
 
+from yolact.data.uint8_images import normalize_on_device
 from yolact.engine.runtime import autocast
 from yolact.errors import YolactError
 from yolact.utils.distributed import all_reduce_mean
@@ -97,7 +98,7 @@ class Trainer:
 
     def _next_batch(self):
         images, targets = next(self.batches)
-        images = images.to(self.device, non_blocking=True)
+        images = normalize_on_device(images.to(self.device, non_blocking=True))  # uint8 -> normalised float
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         targets = [{k: (v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in t.items()}
