@@ -125,7 +125,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         finite_everywhere, stop_anywhere = self._agree(total)
         if stop_anywhere and self.state.stop_reason is None:
-            self.state.stop_reason = self._signal_name or "SIGTERM (another rank)"
+            self.state.stop_reason = self._signal_name or "a signal on another rank"
         if not finite_everywhere:
             self._handle_nonfinite(iteration, losses, targets)
             return False
