@@ -96,11 +96,11 @@ def compare_ap(cuda_summary: Path, cpu_summary: Path, tolerance: float = AP_TOLE
 
 
 def make_checks(out: Path, py: str = sys.executable) -> List[Check]:
-    """Every check, in run order."""
+    """Every check, in run order (limits per command; the first training also makes data/shapes)."""
     checks = [Check("pytest-cuda", [[py, "-m", "pytest", "-m", "cuda", "-q", "tests/cuda"]], 120)]
     for amp in AMP_MODES:
         name = f"gpu-{amp}"
-        checks.append(Check(f"train-{amp}", [_train(py, out, name, f"train.amp={amp}"), _resume(py, out, name)], 90,
+        checks.append(Check(f"train-{amp}", [_train(py, out, name, f"train.amp={amp}"), _resume(py, out, name)], 150,
                             verify=_last_iteration_is(out / name / "weights" / "last.pth", RESUMED_ITERATIONS)))
     checks.append(Check("eval-cuda-vs-cpu", [_eval(py, out, "cuda"), _eval(py, out, "cpu")], 90,
                         verify=lambda: compare_ap(out / "eval-cuda" / "eval_summary.txt",
