@@ -82,3 +82,18 @@ def test_training_and_validation_with_uint8_images(tmp_path):
     assert image.dtype == torch.uint8
     assert train.main(["--config", "shapes", "--name", "u8"] + overrides) == 0
     assert (tmp_path / "u8" / "eval_summary.txt").is_file() and (tmp_path / "u8" / "weights" / "last.pth").is_file()
+
+
+def test_loader_workers_ignore_sigint_and_sigterm():
+    """SLURM signals every process: the workers keep loading while the main process saves."""
+    import signal
+
+    from yolact.data.loader import init_worker
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        init_worker(0)
+        assert all(signal.getsignal(sig) is signal.SIG_IGN for sig in saved)
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
