@@ -79,7 +79,7 @@ def _main(argv) -> int:
         torch.set_num_threads(args.threads)
     from yolact.engine.runtime import select_device
 
-    device = select_device(args.device)
+    device = select_device(args.device, key="--device")
     from yolact.benchmarks import run_benchmark
 
     rows, columns, notes = run_benchmark(args.command, args, device, config_for)

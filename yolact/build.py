@@ -110,12 +110,13 @@ def build_dataset(config: Config, split: str, *, train_transform: Optional[bool]
         _check_augment(aug)
         transform = TrainTransform(input_size=config.model.input_size, photometric=aug.photometric,
                                    expand=aug.expand, random_crop=aug.random_crop, mirror=aug.mirror,
-                                   min_box_size=aug.min_box_size, scale_range=aug.scale_jitter)
+                                   min_box_size=aug.min_box_size, scale_range=aug.scale_jitter,
+                                   uint8_output=data_cfg.uint8_images)
         if aug.mosaic_prob > 0 or aug.copy_paste_prob > 0:
             mixer = SampleMixer(mosaic_prob=aug.mosaic_prob, copy_paste_prob=aug.copy_paste_prob,
                                 mosaic_size=config.model.input_size)
     else:
-        transform = EvalTransform(input_size=config.model.input_size)
+        transform = EvalTransform(input_size=config.model.input_size, uint8_output=data_cfg.uint8_images)
     # Evaluation keeps images without objects: their false positives count, as in COCOeval.
     keep_empty = data_cfg.keep_empty if split == "train" else True
     return CocoInstanceDataset(Path(image_dir), Path(annotations), transform=transform, keep_empty=keep_empty,
@@ -209,11 +210,13 @@ def build_train_loader(config: Config, dataset, *, batch_per_rank: int, start_it
                              persistent_workers=data_cfg.persistent_workers)
 
 
-def build_val_loader(config: Config, dataset):
-    """The in-order validation loader used during training (at most 2 workers)."""
+def build_val_loader(config: Config, dataset, *, rank: int = 0, world_size: int = 1, pin_memory: bool = False):
+    """The in-order validation loader used during training (at most 2 workers): this rank's
+    shard of the first ``train.val_max_images`` images."""
     from yolact.data.loader import make_val_loader
 
-    return make_val_loader(dataset, num_workers=min(config.data.num_workers, 2))
+    return make_val_loader(dataset, num_workers=min(config.data.num_workers, 2), rank=rank, world_size=world_size,
+                           max_images=config.train.val_max_images, pin_memory=pin_memory and config.data.pin_memory)
 
 
 def _check_augment(aug) -> None:

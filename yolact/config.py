@@ -176,6 +176,8 @@ def _coerce(value: Any, annotation, key: str, source: str):
         inner = [a for a in args if a is not type(None)]
         return _coerce(value, inner[0], key, source)
     if origin is typing.Literal:
+        if value is False and "off" in args:  # YAML 1.1 reads an unquoted off (train.amp=off) as false
+            value = "off"
         if value not in args:
             raise ConfigError(f"{source}: key '{key}' must be one of {list(args)}, got {value!r}")
         return value

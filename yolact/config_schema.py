@@ -149,6 +149,10 @@ class DataConfig:
     num_workers: int = 4
     # pin host memory for faster copies to the GPU
     pin_memory: bool = True
+    # images leave the loaders as uint8 and are normalised on the device: 4x less data through
+    # workers and to the GPU; pixels are rounded to integers (and photometric values clipped to
+    # [0, 255]), see yolact/data/uint8_images.py; false keeps the reference's float path
+    uint8_images: bool = False
     # keep workers alive between epochs
     persistent_workers: bool = True
 
@@ -199,8 +203,9 @@ class TrainConfig:
     autoscale: bool = True
     # BatchNorm is frozen when the per-device batch is below this (the reference uses 6)
     freeze_bn_below: int = 6
-    # mixed precision: "off", "bf16" or "fp16" (fp16 uses a GradScaler)
-    amp: Literal["off", "bf16", "fp16"] = "off"
+    # mixed precision: "auto" (bf16 on GPUs that support it, else fp16; off on the CPU), "off"
+    # (fp32, the reference's), "bf16" or "fp16" (fp16 uses a GradScaler)
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     # clip the gradient norm to this value; null disables clipping
     grad_clip: Optional[float] = None
     # iterations between checkpoints

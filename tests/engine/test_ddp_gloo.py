@@ -76,3 +76,27 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     assert len(ddp_losses) == 3  # rank 0 alone writes the run folder
     expected = single_process_losses(overrides, 3)
     assert ddp_losses == pytest.approx(expected, rel=1e-4)
+
+
+def test_two_processes_validate_save_and_resume_in_one(tmp_path):
+    """Sharded validation, best/last checkpoints with both ranks' generators, then a resume on
+    one process (issue 13, defects 3 and 5, through the real entry point)."""
+    from yolact.engine.checkpoint import load_checkpoint
+
+    data_root = make_tiny_shapes(tmp_path / "shapes")
+    overrides = tiny_overrides(data_root, tmp_path, **{"train.num_threads": 1})  # val every 2 of 4 iterations
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+               "--master_port", str(free_port()), str(REPO / "train.py"), "--config", "shapes", "--name", "ddp"]
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    result = subprocess.run(command + overrides, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    weights = tmp_path / "ddp" / "weights"
+    last = load_checkpoint(weights / "last.pth")
+    assert last["iteration"] == 4 and len(last["rng"]) == 2
+    assert (weights / "best.pth").is_file() and (tmp_path / "ddp" / "eval_summary.txt").is_file()
+    resume = [sys.executable, str(REPO / "train.py"), "--config", "shapes", "--resume", str(tmp_path / "ddp"),
+              "--no-eval", "train.max_iter=5"]
+    result = subprocess.run(resume, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resume: the checkpoint was saved by 2 process(es), this run has 1" in result.stderr
+    assert load_checkpoint(weights / "last.pth")["iteration"] == 5

@@ -7,7 +7,9 @@ __all__ = ["collate_detections"]
 
 
 def collate_detections(batch: Sequence[Tuple[torch.Tensor, Dict]]) -> Tuple[torch.Tensor, List[Dict]]:
-    """[(image [3, S, S], target), ...] -> (images FloatTensor [B, 3, S, S], [target, ...]).
+    """[(image [3, S, S], target), ...] -> (images [B, 3, S, S], [target, ...]).
+
+    Images keep their dtype: float32 normalised, or uint8 RGB with ``data.uint8_images``.
 
     Targets keep their own sizes (n objects, m crowd boxes per image), so they stay a list.
     """

@@ -12,6 +12,8 @@ Randomness, and where it comes from:
 """
 import logging
 import random
+import signal
+from typing import Optional
 
 import numpy as np
 import torch
@@ -20,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from yolact.data.collate import collate_detections
 from yolact.data.sampler import ResumableBatchSampler
 
-__all__ = ["seed_worker", "make_train_loader", "make_val_loader"]
+__all__ = ["seed_worker", "init_worker", "make_train_loader", "make_val_loader"]
 
 logger = logging.getLogger("yolact")
 
@@ -37,10 +39,22 @@ def seed_worker(worker_id: int) -> None:
     np.random.seed(worker_seed)
 
 
+def init_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: ignore SIGINT/SIGTERM, then :func:`seed_worker`.
+
+    SLURM and Ctrl-C signal the whole process group: the workers keep loading while the main
+    process finishes its step and saves, then shuts them down as usual.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    seed_worker(worker_id)
+
+
 def make_train_loader(dataset: Dataset, *, batch_size: int, seed: int, start_iteration: int = 0, rank: int = 0,
                       world_size: int = 1, num_workers: int = 0, pin_memory: bool = False,
                       persistent_workers: bool = False) -> DataLoader:
-    """An endless loader of ``(images (B,3,S,S) float, [target, ...])`` batches from ``start_iteration``.
+    """An endless loader of ``(images (B,3,S,S), [target, ...])`` batches from ``start_iteration``
+    (images float32 normalised, or uint8 RGB with the transforms' ``uint8_output``).
 
     Args:
         dataset: a ``CocoInstanceDataset`` (or any dataset taking :class:`SampleKey` keys).
@@ -60,10 +74,19 @@ def make_train_loader(dataset: Dataset, *, batch_size: int, seed: int, start_ite
                        f"each batch repeats images (differently augmented)")
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate_detections,
                       pin_memory=pin_memory, persistent_workers=num_workers > 0 and persistent_workers,
-                      worker_init_fn=seed_worker if num_workers > 0 else None)
+                      worker_init_fn=init_worker if num_workers > 0 else None)
 
 
-def make_val_loader(dataset: Dataset, *, num_workers: int = 0) -> DataLoader:
-    """In-order loader of a validation set, batch 1 (images keep their own original size)."""
-    return DataLoader(dataset, batch_size=1, shuffle=False, num_workers=num_workers, collate_fn=collate_detections,
-                      worker_init_fn=seed_worker if num_workers > 0 else None)
+def make_val_loader(dataset: Dataset, *, num_workers: int = 0, rank: int = 0, world_size: int = 1,
+                    max_images: Optional[int] = None, pin_memory: bool = False) -> DataLoader:
+    """In-order loader of a validation set, batch 1 (images keep their own original size).
+
+    Args:
+        rank, world_size: this process's shard, images ``rank::world_size`` of the dataset order
+            (the evaluator gathers the shards back in that order).
+        max_images: only the first ``max_images`` images of the dataset order are sharded.
+    """
+    total = len(dataset) if max_images is None else min(len(dataset), max(max_images, 0))
+    return DataLoader(dataset, batch_size=1, sampler=range(rank, total, world_size), num_workers=num_workers,
+                      collate_fn=collate_detections, pin_memory=pin_memory,
+                      worker_init_fn=init_worker if num_workers > 0 else None)

@@ -23,6 +23,7 @@ from yolact.data.geometric import (Sample, discard_small_boxes, expand, mirror, 
                                    resize_masks)
 from yolact.data.photometric import photometric_distort
 from yolact.data.scale_jitter import scale_jitter
+from yolact.data.uint8_images import to_uint8_tensor
 
 __all__ = ["PIXEL_MEAN_BGR", "PIXEL_STD_BGR", "normalize_to_tensor", "eval_transform", "EvalTransform",
            "TrainTransform"]
@@ -68,10 +69,14 @@ def _relative(boxes: np.ndarray, height: int, width: int) -> torch.Tensor:
 
 
 class EvalTransform:
-    """Resize and normalise only; masks resized to the input too, boxes made relative."""
+    """Resize and normalise only; masks resized to the input too, boxes made relative.
 
-    def __init__(self, input_size: int):
-        self.input_size = input_size
+    With ``uint8_output`` the image is the resized one as a ByteTensor [3, S, S] RGB, normalised
+    later on the device (:mod:`yolact.data.uint8_images`).
+    """
+
+    def __init__(self, input_size: int, *, uint8_output: bool = False):
+        self.input_size, self.uint8_output = input_size, uint8_output
 
     def __call__(self, image_bgr: np.ndarray, instances: Dict[str, np.ndarray],
                  rng: Optional[np.random.Generator] = None) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
@@ -82,6 +87,9 @@ class EvalTransform:
             "masks": torch.from_numpy(resize_masks(instances["masks"], self.input_size)),
             "crowd_boxes": _relative(instances["crowd_boxes"], height, width),
         }
+        if self.uint8_output:
+            resized = cv2.resize(image_bgr.astype(np.float32), (self.input_size,) * 2, interpolation=cv2.INTER_LINEAR)
+            return to_uint8_tensor(resized), target
         return eval_transform(image_bgr, self.input_size), target
 
 
@@ -105,6 +113,8 @@ class TrainTransform:
             then the image is only resized (and mirrored), and is kept even if that leaves no
             object (a background-only image, which the loss handles, SPEC Decisions 6).
         pixel_mean_bgr, pixel_std_bgr: the normalisation (the reference's by default).
+        uint8_output: hand over the augmented image as a ByteTensor [3, S, S] RGB, normalised
+            later on the device (:mod:`yolact.data.uint8_images`).
     """
 
     def __init__(self, input_size: int, *, photometric: bool = True, expand: bool = True,
@@ -113,8 +123,8 @@ class TrainTransform:
                  max_expand_ratio: float = 4.0, max_tries: int = 10,
                  scale_range: Optional[Tuple[float, float]] = None,
                  pixel_mean_bgr: Sequence[float] = PIXEL_MEAN_BGR,
-                 pixel_std_bgr: Sequence[float] = PIXEL_STD_BGR):
-        self.input_size = input_size
+                 pixel_std_bgr: Sequence[float] = PIXEL_STD_BGR, uint8_output: bool = False):
+        self.input_size, self.uint8_output = input_size, uint8_output
         self.photometric, self.expand = photometric, expand
         self.random_crop, self.mirror = random_crop, mirror
         self.min_box_size = min_box_size
@@ -165,4 +175,6 @@ class TrainTransform:
             "masks": torch.from_numpy(np.ascontiguousarray(sample.masks)),
             "crowd_boxes": _relative(sample.crowd_boxes, size, size),
         }
+        if self.uint8_output:
+            return to_uint8_tensor(sample.image), target
         return normalize_to_tensor(sample.image, self.pixel_mean_bgr, self.pixel_std_bgr), target

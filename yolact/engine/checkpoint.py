@@ -3,22 +3,26 @@
 A training checkpoint is a dict of plain containers and tensors only, so that
 ``torch.load(path, weights_only=True)`` reads it without executing any pickle code:
 ``format``, ``model``, ``optimizer``, ``scaler``, ``iteration``, ``rng``, ``config``,
-``class_names``, ``category_ids`` and ``metrics``.
+``class_names``, ``category_ids`` and ``metrics``. ``rng`` is a list with each rank's own
+generators (:func:`gather_rng_states`); a resume restores each rank's own.
 """
 import pickle
 import random
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List
 
 import numpy as np
 import torch
 
 from yolact.errors import YolactError
 from yolact.utils.atomic import atomic_write
+from yolact.utils.distributed import all_gather_objects
+from yolact.utils.rng_state import capture_rank_rng_state, restore_rank_rng_state
 
-__all__ = ["CHECKPOINT_FORMAT", "save_atomic", "load_checkpoint", "capture_rng_state", "restore_rng_state"]
+__all__ = ["CHECKPOINT_FORMAT", "save_atomic", "load_checkpoint", "capture_rng_state", "gather_rng_states",
+           "restore_rng_state"]
 
 CHECKPOINT_FORMAT = "yolact-checkpoint-v1"
 
@@ -67,32 +71,73 @@ def _unpickler_reason(message: str) -> str:
     return reason
 
 
-def capture_rng_state() -> Dict[str, Any]:
-    """Every RNG the training step draws from, as tensors and plain containers."""
+def capture_rng_state(device: torch.device = torch.device("cpu")) -> Dict[str, Any]:
+    """This process's generators, as tensors and plain containers: ``torch`` (CPU), ``numpy``,
+    ``python`` and, on a CUDA ``device``, ``cuda`` (that device's generator only)."""
     numpy_state = np.random.get_state()
+    torch_state = capture_rank_rng_state(device)
     state = {
-        "torch": torch.get_rng_state(),
+        "torch": torch_state["cpu"],
         "numpy": {"keys": torch.from_numpy(numpy_state[1].astype(np.int64)), "pos": int(numpy_state[2]),
                   "has_gauss": int(numpy_state[3]), "cached_gaussian": float(numpy_state[4])},
         "python": _python_state_to_plain(random.getstate()),
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if "cuda" in torch_state:
+        state["cuda"] = torch_state["cuda"]
     return state
 
 
-def restore_rng_state(state: Optional[Dict[str, Any]]) -> None:
-    """Inverse of :func:`capture_rng_state` (missing parts are left alone)."""
-    if not state:
-        return
-    torch.set_rng_state(state["torch"])
+def gather_rng_states(device: torch.device = torch.device("cpu")) -> List[Dict[str, Any]]:
+    """``[state of rank 0, state of rank 1, ...]`` (:func:`capture_rng_state` of each rank).
+
+    A collective under torchrun: every rank calls it at the same point; one process gives a
+    list of one.
+    """
+    return all_gather_objects(capture_rng_state(device))
+
+
+def restore_rng_state(saved, device: torch.device = torch.device("cpu"), *, rank: int = 0,
+                      world_size: int = 1) -> List[str]:
+    """Restore this rank's own generators from a checkpoint's ``rng``.
+
+    Args:
+        saved: :func:`gather_rng_states`' list (one state per rank), one state dict (a
+            checkpoint of the format before per-rank states: rank 0's generators, with every
+            visible GPU's state under ``cuda``), or None.
+        device, rank, world_size: this process's device and place in the run.
+    Returns:
+        Notes for the caller to log (a different number of processes, generators that keep
+        their seed); empty when this rank got its own generators back.
+    """
+    if not saved:
+        return ["the checkpoint holds no RNG state: the generators keep their seed"]
+    if isinstance(saved, dict):  # old format: one process's state
+        saved = [_from_all_devices(saved, torch.device(device))]
+    notes = []
+    if len(saved) != world_size:
+        notes.append(f"the checkpoint was saved by {len(saved)} process(es), this run has {world_size}: random draws "
+                     f"outside the data pipeline differ from an uninterrupted run")
+    if rank >= len(saved):
+        return notes + [f"no RNG state saved for rank {rank}: its generators keep their seed"]
+    state = saved[rank]
     numpy_state = state["numpy"]
     np.random.set_state(("MT19937", numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
                          numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    torch_state = {"cpu": state["torch"], **({"cuda": state["cuda"]} if "cuda" in state else {})}
+    return notes + restore_rank_rng_state(torch_state, device)
+
+
+def _from_all_devices(state: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
+    """An old checkpoint's state with ``cuda`` (every visible GPU's) narrowed to ``device``'s."""
+    state = dict(state)
+    all_devices = state.pop("cuda", None)
+    if device.type == "cuda" and all_devices is not None:
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        if index < len(all_devices):
+            state["cuda"] = all_devices[index]
+    return state
 
 
 def _python_state_to_plain(state):

@@ -5,20 +5,38 @@ import random
 import numpy as np
 import torch
 
-from yolact.errors import YolactError
+from yolact.utils.distributed import resolve_device
 
-__all__ = ["AMP_MODES", "select_device", "seed_everything", "autocast"]
+__all__ = ["AMP_MODES", "select_device", "resolve_amp", "configure_cuda", "seed_everything", "autocast"]
 
 AMP_MODES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def select_device(name: str, local_rank: int = 0) -> torch.device:
-    """"auto" -> this rank's GPU when CUDA is available, else the CPU."""
-    if name == "auto":
-        name = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise YolactError(f"train.device={name}: CUDA is not available on this machine")
-    return torch.device(name)
+def select_device(name: str, *, world_size: int = 1, local_rank: int = 0, key: str = "train.device") -> torch.device:
+    """This process's device for the configured ``name`` (rules in
+    :func:`~yolact.utils.distributed.resolve_device`): under torchrun "auto" and "cuda" are
+    ``cuda:LOCAL_RANK`` and "cuda:N" is an error naming ``key``; in one process "cuda" is the
+    current GPU and "cuda:N" that GPU."""
+    cuda_device_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return resolve_device(name, world_size=world_size, local_rank=local_rank, cuda_device_count=cuda_device_count,
+                          key=key)
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """``amp`` with "auto" made concrete: "off" on a CPU (emulated bf16/fp16 is slower there),
+    "bf16" on a GPU that runs it natively (Ampere and newer), else "fp16" (with a GradScaler)."""
+    if amp != "auto":
+        return amp
+    if device.type != "cuda":
+        return "off"
+    with torch.cuda.device(device):
+        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
+
+
+def configure_cuda(device: torch.device) -> None:
+    """cuDNN picks the fastest convolution per shape (our inputs are S x S, a fixed size)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
 
 
 def seed_everything(seed: int) -> None:

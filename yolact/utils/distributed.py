@@ -1,13 +1,21 @@
 """torch.distributed plumbing for runs launched by ``torchrun`` (NCCL on GPUs, gloo on CPU)."""
 import os
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, List
 
 import torch
 import torch.distributed as dist
 
 from yolact.errors import YolactError
 
-__all__ = ["DistInfo", "resolve_device", "init_distributed", "cleanup_distributed", "barrier", "all_reduce_mean"]
+__all__ = ["DistInfo", "PROCESS_GROUP_TIMEOUT", "process_env", "resolve_device", "init_distributed",
+           "cleanup_distributed", "is_distributed", "barrier", "all_reduce_mean", "all_gather_objects",
+           "broadcast_object"]
+
+# Collectives wait this long for a late rank before failing: rank 0 alone runs COCOeval on the
+# gathered detections (minutes on COCO val) while the others wait for its metrics.
+PROCESS_GROUP_TIMEOUT = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -23,6 +31,16 @@ class DistInfo:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
+
+
+def process_env() -> DistInfo:
+    """This process's place in the run from torchrun's environment (RANK, WORLD_SIZE,
+    LOCAL_RANK), without joining any group; a single process without them."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistInfo()
+    return DistInfo(rank=int(os.environ["RANK"]), world_size=world_size,
+                    local_rank=int(os.environ.get("LOCAL_RANK", "0")))
 
 
 def resolve_device(name: str, *, world_size: int, local_rank: int, cuda_device_count: int,
@@ -69,23 +87,27 @@ def init_distributed(device_type: str) -> DistInfo:
     device and binds the group to it (``device_id``), so that its CUDA context, pinned-memory
     thread and collectives use its own GPU rather than GPU 0.
     """
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
-        return DistInfo()
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    info = process_env()
+    if not info.distributed:
+        return info
     if not dist.is_initialized():
         if device_type == "cuda":
-            device = torch.device("cuda", local_rank)
+            device = torch.device("cuda", info.local_rank)
             torch.cuda.set_device(device)
-            dist.init_process_group(backend="nccl", device_id=device)
+            dist.init_process_group(backend="nccl", device_id=device, timeout=PROCESS_GROUP_TIMEOUT)
         else:
-            dist.init_process_group(backend="gloo")
-    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank)
+            dist.init_process_group(backend="gloo", timeout=PROCESS_GROUP_TIMEOUT)
+    return info
 
 
 def cleanup_distributed() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def is_distributed() -> bool:
+    """Whether this process is one of several in an initialised process group."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def barrier() -> None:
@@ -100,3 +122,24 @@ def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
     value = value.clone()
     dist.all_reduce(value)
     return value / dist.get_world_size()
+
+
+def all_gather_objects(value: Any) -> List[Any]:
+    """``[value of rank 0, value of rank 1, ...]`` on every rank (``[value]`` when not distributed).
+
+    ``value`` is pickled: keep its tensors on the CPU.
+    """
+    if not is_distributed():
+        return [value]
+    gathered: List[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
+def broadcast_object(value: Any, src: int = 0) -> Any:
+    """Rank ``src``'s ``value`` on every rank (``value`` itself when not distributed)."""
+    if not is_distributed():
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=src)
+    return holder[0]

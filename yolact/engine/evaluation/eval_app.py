@@ -17,7 +17,7 @@ import torch
 from yolact.build import build_dataset, build_postprocessor
 from yolact.engine.evaluation.model_loading import load_model_for_inference
 from yolact.engine.performance_advice import log_performance_advice
-from yolact.engine.runtime import select_device
+from yolact.engine.runtime import configure_cuda, select_device
 from yolact.errors import YolactError
 from yolact.optimize.inference_optimization import optimize_for_inference
 from yolact.utils.atomic import atomic_write
@@ -128,7 +128,8 @@ def run_eval_app(options: EvalOptions) -> int:
     weights = Path(options.weights)
     _check_inputs(options)
     _check_outputs(options, weights)
-    device = select_device(options.device)
+    device = select_device(options.device, key="--device")
+    configure_cuda(device)
     log_performance_advice(device, amp=options.amp)
     loaded = load_model_for_inference(weights, config_name=options.config, overrides=options.overrides, device=device)
     if options.no_optimize:
@@ -172,7 +173,7 @@ def _run_coco_eval(options: EvalOptions, loaded, postprocessor, dataset, device,
     if len(dataset.class_names) != len(loaded.class_names):
         raise YolactError(f"{loaded.checkpoint_path}: model has {len(loaded.class_names)} classes, the dataset "
                           f"{loaded.config.data.val_annotations} has {len(dataset.class_names)}")
-    loader = make_val_loader(dataset, num_workers=0)
+    loader = make_val_loader(dataset, num_workers=0, pin_memory=device.type == "cuda")
     result = evaluate(loaded.model, postprocessor, loader, dataset, device=device, max_images=options.max_images,
                       amp=options.amp)
     if result.summary_text:  # printed first: a failed write must not hide the numbers

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import torch
+import torch.distributed as dist
 from tqdm import tqdm
 
 from yolact.engine.evaluation.coco_results import (
@@ -17,6 +18,7 @@ from yolact.engine.evaluation.coco_results import (
 )
 from yolact.engine.evaluation.inference import predict_batch
 from yolact.errors import YolactError
+from yolact.utils.distributed import all_gather_objects, broadcast_object, is_distributed
 
 __all__ = ["EvalResult", "evaluate"]
 
@@ -76,7 +78,7 @@ def _predict_dataset(model, postprocessor, data_loader: Iterable, dataset, *, de
 
 def evaluate(model: torch.nn.Module, postprocessor, data_loader: Iterable, dataset, *, device: torch.device,
              max_images: Optional[int] = None, amp: str = "off",
-             progress: bool = True) -> EvalResult:
+             progress: bool = True, gather: bool = False) -> EvalResult:
     """Run ``model`` over ``data_loader`` and score the detections with COCOeval.
 
     Args:
@@ -88,6 +90,10 @@ def evaluate(model: torch.nn.Module, postprocessor, data_loader: Iterable, datas
             (label -> json category id) and ``len()``.
         device: where the model lives; ``amp`` ("off", "bf16", "fp16") autocasts the network.
         max_images: stop after this many images; only those images are scored.
+        gather: under torchrun, ``data_loader`` yields this rank's shard (images ``rank::world_size``
+            of the dataset order, :func:`~yolact.data.loader.make_val_loader`); the detections of
+            every rank are gathered in dataset order, rank 0 scores them and every rank returns
+            the same result, equal to one process's. A collective: every rank calls it.
 
     The model's training mode is restored afterwards. A dataset without annotations
     (image-info json) gives the results only, without metrics.
@@ -101,6 +107,8 @@ def evaluate(model: torch.nn.Module, postprocessor, data_loader: Iterable, datas
                                                   progress=progress)
     finally:
         model.train(was_training)
+    if gather and is_distributed():
+        results, image_ids = _gather_in_dataset_order(results, image_ids)
     if not image_ids:
         raise YolactError("evaluation processed no image (empty dataset or max_images=0)")
     evaluation = EvalResult(results=results, image_ids=image_ids)
@@ -108,8 +116,40 @@ def evaluate(model: torch.nn.Module, postprocessor, data_loader: Iterable, datas
         logger.info(f"no ground truth in the annotation file: {len(results)} detections on "
                     f"{len(image_ids)} images, no metrics")
         return evaluation
+    if gather and is_distributed():
+        scored = broadcast_object(_scored_fields(evaluation, dataset.coco) if dist.get_rank() == 0 else None)
+        evaluation.__dict__.update(scored)
+        return evaluation
     _score(evaluation, dataset.coco)
     return evaluation
+
+
+def _gather_in_dataset_order(results: List[Dict[str, Any]], image_ids: List[int]):
+    """Every rank's (results, image ids) merged as one process would have produced them: image p
+    of the dataset order came from rank ``p % world_size`` as its image ``p // world_size``."""
+    shards = all_gather_objects((image_ids, results))
+    per_image: Dict[int, List[Dict[str, Any]]] = {}
+    for shard_ids, shard_results in shards:
+        for image_id in shard_ids:
+            per_image.setdefault(image_id, [])
+        for record in shard_results:
+            per_image[record["image_id"]].append(record)
+    merged_ids: List[int] = []
+    seen = set()
+    longest = max(len(shard_ids) for shard_ids, _ in shards)
+    for position in range(longest):
+        for shard_ids, _ in shards:
+            if position < len(shard_ids) and shard_ids[position] not in seen:
+                seen.add(shard_ids[position])
+                merged_ids.append(shard_ids[position])
+    return [record for image_id in merged_ids for record in per_image[image_id]], merged_ids
+
+
+def _scored_fields(evaluation: EvalResult, coco_gt) -> Dict[str, Any]:
+    """Rank 0's scores of the gathered detections, for :func:`broadcast_object`."""
+    _score(evaluation, coco_gt)
+    names = ("box_stats", "mask_stats", "summary_text", "per_class_table", "metrics")
+    return {name: getattr(evaluation, name) for name in names}
 
 
 def _score(evaluation: EvalResult, coco_gt) -> None:

@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from yolact.config import Config, config_to_dict
-from yolact.engine.checkpoint import CHECKPOINT_FORMAT, capture_rng_state, save_atomic
+from yolact.engine.checkpoint import CHECKPOINT_FORMAT, gather_rng_states, save_atomic
 from yolact.engine.train.run_folder import LAST_CHECKPOINT
 
 __all__ = ["HookBase", "Checkpointer", "BestCheckpointer", "hook_states", "unwrap"]
@@ -88,7 +88,8 @@ class Checkpointer(HookBase):
             for stale in self.weights_dir.glob(".*.link*"):
                 stale.unlink()
 
-    def payload(self, trainer, metrics: Optional[Dict[str, float]] = None) -> Dict:
+    def payload(self, trainer, metrics: Optional[Dict[str, float]] = None, rng: Optional[List] = None) -> Dict:
+        """The checkpoint dict; ``rng``: every rank's generators (default: gathered now)."""
         state = trainer.state
         payload = {
             "format": CHECKPOINT_FORMAT,
@@ -97,7 +98,7 @@ class Checkpointer(HookBase):
             "scaler": trainer.scaler.state_dict() if trainer.scaler is not None else None,
             "iteration": state.iteration,
             "best_mask_ap": state.best_mask_ap,
-            "rng": capture_rng_state(),
+            "rng": rng if rng is not None else gather_rng_states(_device_of(trainer)),
             "config": config_to_dict(self.config),
             "class_names": list(self.class_names),
             "category_ids": list(self.category_ids),
@@ -109,10 +110,15 @@ class Checkpointer(HookBase):
         return payload
 
     def save(self, trainer, name: str = LAST_CHECKPOINT, metrics=None) -> Optional[Path]:
-        """Write ``weights/<name>`` (and refresh last.pth when ``name`` is another file)."""
+        """Write ``weights/<name>`` (and refresh last.pth when ``name`` is another file).
+
+        Every rank calls it at the same points: each rank's generators are gathered to rank 0,
+        which alone writes.
+        """
+        rng = gather_rng_states(_device_of(trainer))
         if not self.enabled:
             return None
-        payload = self.payload(trainer, metrics)
+        payload = self.payload(trainer, metrics, rng=rng)
         path = save_atomic(payload, self.weights_dir / name)
         if name != LAST_CHECKPOINT:
             _replace_with_link(path, self.weights_dir / LAST_CHECKPOINT)
@@ -151,6 +157,10 @@ class BestCheckpointer(HookBase):
 
     def after_train(self, trainer) -> None:
         self.after_step(trainer)  # the final evaluation
+
+
+def _device_of(trainer) -> torch.device:
+    return torch.device(getattr(trainer, "device", "cpu"))
 
 
 def _replace_with_link(source: Path, target: Path) -> None:

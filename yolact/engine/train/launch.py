@@ -12,7 +12,7 @@ from yolact.build import (build_criterion, build_dataset, build_ema_hook, build_
 from yolact.config import Config, apply_overrides, dump_config
 from yolact.engine.checkpoint import load_checkpoint, restore_rng_state
 from yolact.engine.performance_advice import log_performance_advice
-from yolact.engine.runtime import seed_everything, select_device
+from yolact.engine.runtime import configure_cuda, resolve_amp, seed_everything, select_device
 from yolact.engine.train.hooks import BestCheckpointer, Checkpointer
 from yolact.engine.train.monitor import TrainMonitor
 from yolact.engine.train.run_folder import (create_run_folder, find_resume_checkpoint, last_checkpoint_note,
@@ -22,11 +22,11 @@ from yolact.engine.train.validation_hook import ValidationHook, make_evaluate_fn
 from yolact.errors import YolactError
 from yolact.optimize.nchw_backward_conv import to_channels_last_for_training
 from yolact.utils.atomic import atomic_write
-from yolact.utils.distributed import barrier, cleanup_distributed, init_distributed
+from yolact.utils.distributed import barrier, cleanup_distributed, init_distributed, process_env
 from yolact.utils.output_folders import (OutputWriteError, check_writable_folder, is_disk_full, remove_folder,
                                           write_error)
 
-__all__ = ["launch_training", "prepare_data"]
+__all__ = ["launch_training", "prepare_data", "build_model_local_rank_first"]
 
 logger = logging.getLogger("yolact")
 
@@ -63,28 +63,29 @@ def launch_training(config: Config, *, config_name: str, run_name: Optional[str]
     With ``resume`` the checkpoint's own config is used, with ``overrides`` applied on top
     (e.g. a longer ``train.max_iter``).
     """
-    device_type = "cuda" if config.train.device != "cpu" and torch.cuda.is_available() else "cpu"
-    dist_info = init_distributed(device_type)
+    env = process_env()
+    checkpoint = _load_resume(resume, config, config_name)
+    if checkpoint is not None:
+        config = apply_overrides(checkpoint["config"], overrides, source=str(checkpoint["path"]))
+    device = select_device(config.train.device, world_size=env.world_size, local_rank=env.local_rank)
+    configure_cuda(device)
+    dist_info = init_distributed(device.type)
     try:
-        return _train(config, config_name, run_name, resume, overrides, final_eval, dist_info)
+        return _train(config, config_name, run_name, checkpoint, final_eval, device, dist_info)
     finally:
         cleanup_distributed()
 
 
-def _train(config, config_name, run_name, resume, overrides, final_eval, dist_info) -> int:
-    checkpoint = _load_resume(resume, config, config_name)
-    if checkpoint is not None:
-        config = apply_overrides(checkpoint["config"], overrides, source=str(checkpoint["path"]))
+def _train(config, config_name, run_name, checkpoint, final_eval, device, dist_info) -> int:
     run_dir = _plan_run_dir(config, config_name, run_name, checkpoint, dist_info.is_main)
     train_cfg = config.train
     if train_cfg.num_threads:
         torch.set_num_threads(train_cfg.num_threads)
-    device = select_device(train_cfg.device, dist_info.local_rank)
     seed_everything(train_cfg.seed + dist_info.rank)
     config, train_set, val_set = _prepare_datasets(config, dist_info, final_eval)
     if train_cfg.batch_size % dist_info.world_size:
         raise YolactError(f"train.batch_size={train_cfg.batch_size} is not divisible by {dist_info.world_size} processes")
-    hooks = _make_hooks(config, run_dir, train_set, val_set, device, dist_info.is_main, final_eval)
+    hooks = _make_hooks(config, run_dir, train_set, val_set, device, dist_info, final_eval)
     for hook in hooks if checkpoint is not None else ():
         hook.load_state_dict(checkpoint.get("hooks", {}).get(type(hook).__name__, {}))
     trainer = _make_trainer(config, checkpoint, device, dist_info, train_set, hooks)
@@ -111,14 +112,18 @@ def _prepare_datasets(config: Config, dist_info, final_eval: bool):
     if len(train_set.class_names) != config.model.num_classes:
         raise YolactError(f"{config.data.train_annotations}: {len(train_set.class_names)} categories but "
                           f"model.num_classes is {config.model.num_classes}")
-    wants_val = dist_info.is_main and (config.train.val_interval or final_eval)
+    wants_val = config.train.val_interval or final_eval  # every rank evaluates its shard
     return config, train_set, build_dataset(config, "val") if wants_val else None
 
 
-def _make_hooks(config: Config, run_dir, train_set, val_set, device, is_main: bool, final_eval: bool) -> list:
+def _make_hooks(config: Config, run_dir, train_set, val_set, device, dist_info, final_eval: bool) -> list:
     """In call order: time budget and weight average (when on), periodic and last checkpoints,
-    validation, best checkpoint, monitor."""
-    train_cfg = config.train
+    validation, best checkpoint, monitor.
+
+    Every rank has the same hooks at the same moments (checkpoints gather each rank's RNG state,
+    validation gathers each rank's shard); rank 0 alone writes and draws.
+    """
+    train_cfg, is_main = config.train, dist_info.is_main
     ema = build_ema_hook(config)
     checkpointer = Checkpointer(run_dir, config=config, class_names=train_set.class_names,
                                 category_ids=train_set.category_ids, save_interval=train_cfg.save_interval,
@@ -129,9 +134,11 @@ def _make_hooks(config: Config, run_dir, train_set, val_set, device, is_main: bo
         hooks.append(ValidationHook(
             interval=train_cfg.val_interval, final=final_eval,
             model_source=ema.averaged_model if ema is not None else None,
-            evaluate=make_evaluate_fn(postprocessor, build_val_loader(config, val_set), val_set, device,
-                                      train_cfg.val_max_images),
-            visualize=make_visualize_fn(postprocessor, val_set, device, train_cfg.val_visualize)))
+            evaluate=make_evaluate_fn(postprocessor, build_val_loader(config, val_set, rank=dist_info.rank,
+                                                                      world_size=dist_info.world_size,
+                                                                      pin_memory=device.type == "cuda"),
+                                      val_set, device, train_cfg.val_max_images, gather=dist_info.distributed),
+            visualize=make_visualize_fn(postprocessor, val_set, device, train_cfg.val_visualize if is_main else 0)))
         hooks.append(BestCheckpointer(checkpointer))
     hooks.append(TrainMonitor(run_dir, log_interval=train_cfg.log_interval, enabled=is_main))
     val_images = min(len(val_set), train_cfg.val_max_images or len(val_set)) if val_set is not None else 0
@@ -144,16 +151,17 @@ def _make_trainer(config: Config, checkpoint, device, dist_info, train_set, hook
     """Model, loss, optimizer, scaler and batches, restored from ``checkpoint`` when resuming."""
     train_cfg = config.train
     batch_per_rank = train_cfg.batch_size // dist_info.world_size
-    model = build_model(config, pretrained=None if checkpoint is not None else "config")
+    model = build_model_local_rank_first(config, None if checkpoint is not None else "config", dist_info)
     if checkpoint is None and config.model.init_weights:
         _initialise_from(model, Path(config.model.init_weights))
     model.set_bn_frozen(batch_per_rank < train_cfg.freeze_bn_below)
     model.to(device)
     if train_cfg.channels_last:
         to_channels_last_for_training(model, device)
-    log_performance_advice(device, amp=train_cfg.amp)
+    amp = resolve_amp(train_cfg.amp, device)
+    log_performance_advice(device, amp=amp)
     optimizer = build_optimizer(config, model)
-    scaler = torch.amp.GradScaler(device.type) if train_cfg.amp == "fp16" else None
+    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
     state = TrainState()
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
@@ -162,19 +170,35 @@ def _make_trainer(config: Config, checkpoint, device, dist_info, train_set, hook
             scaler.load_state_dict(checkpoint["scaler"])
         state = TrainState(iteration=int(checkpoint["iteration"]),
                            best_mask_ap=float(checkpoint.get("best_mask_ap", -1.0)))
-        restore_rng_state(checkpoint.get("rng"))
+        for note in restore_rng_state(checkpoint.get("rng"), device, rank=dist_info.rank,
+                                      world_size=dist_info.world_size):
+            logger.info(f"resume: {note}")
     train_model = model
     if dist_info.distributed:
+        # frozen BatchNorm has no buffers to keep in sync: skip the broadcast before every forward
         train_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            broadcast_buffers=not model.bn_frozen)
     loader = build_train_loader(config, train_set, batch_per_rank=batch_per_rank, start_iteration=state.iteration,
                                 rank=dist_info.rank, world_size=dist_info.world_size,
                                 pin_memory=device.type == "cuda")
     lr_at, max_iter = build_lr_schedule(config)
     return Trainer(model=train_model, criterion=build_criterion(config).to(device), optimizer=optimizer,
-                   batches=iter(loader), device=device, lr_at=lr_at, max_iter=max_iter, amp=train_cfg.amp,
+                   batches=iter(loader), device=device, lr_at=lr_at, max_iter=max_iter, amp=amp,
                    scaler=scaler, grad_clip=train_cfg.grad_clip, max_nonfinite=train_cfg.max_nonfinite,
-                   channels_last=train_cfg.channels_last, hooks=hooks, state=state)
+                   channels_last=train_cfg.channels_last, log_interval=train_cfg.log_interval, hooks=hooks,
+                   state=state)
+
+
+def build_model_local_rank_first(config: Config, pretrained: Optional[str], dist_info):
+    """``build_model`` with local rank 0 first: it alone downloads the ImageNet backbone into
+    torch's cache, the other ranks wait (one barrier each) and then read the cache."""
+    if dist_info.local_rank != 0:
+        barrier()
+    model = build_model(config, pretrained=pretrained)
+    if dist_info.local_rank == 0:
+        barrier()
+    return model
 
 
 def _run_trainer(trainer: Trainer, run_dir: Optional[Path], created: bool) -> TrainState:

@@ -8,6 +8,7 @@ from typing import Any, Callable, Dict, Iterator, Optional, Sequence
 
 import torch
 
+from yolact.data.uint8_images import normalize_on_device
 from yolact.engine.runtime import autocast
 from yolact.errors import YolactError
 from yolact.modeling.maskiou_head import post_forward_heads
@@ -34,9 +35,15 @@ class Trainer:
     """Runs ``model`` + ``criterion`` over ``batches`` until ``max_iter``, calling ``hooks``.
 
     The hook lifecycle is documented in :mod:`yolact.engine.train.hooks`. ``lr_at(iteration)``
-    gives the learning rate of each step. After each step ``last_scalars`` holds the mean over
-    ranks of each weighted loss term, ``loss_total``, each unweighted term (``unweighted/loss_*``,
-    the term divided by ``loss_weights[name]``), ``lr``, ``data_time`` and ``step_time`` (s).
+    gives the learning rate of each step. After each step ``last_scalars`` holds ``lr``,
+    ``data_time`` and ``step_time`` (s), and, every ``log_interval`` iterations and at the last
+    one, the mean over ranks of each weighted loss term, ``loss_total`` and each unweighted term
+    (``unweighted/loss_*``, the term divided by ``loss_weights[name]``): the losses cost an
+    all-reduce and a host sync, so they are read only when logged.
+
+    Each step makes one host sync of its own: one all-reduce of ``[loss finite, stop asked]``,
+    which makes every rank skip a non-finite step together and stop together after SIGINT/SIGTERM
+    reached any of them (the signal is agreed at the next step, which completes).
 
     Args:
         loss_weights: the criterion's weight of each term (default: ``criterion.loss_weights``).
@@ -56,11 +63,13 @@ class Trainer:
     grad_clip: Optional[float] = None
     max_nonfinite: int = 10
     channels_last: bool = False
+    log_interval: int = 1
     hooks: Sequence = ()
     state: TrainState = field(default_factory=TrainState)
     loss_weights: Optional[Dict[str, float]] = None
     last_scalars: Dict[str, float] = field(default_factory=dict)
     _nonfinite_error: Optional[str] = field(default=None, init=False, repr=False)
+    _signal_name: Optional[str] = field(default=None, init=False, repr=False)  # this rank's, not yet agreed
 
     def __post_init__(self):
         if self.loss_weights is None:
@@ -71,7 +80,7 @@ class Trainer:
         self.model.train()
         self._call("before_train")
         try:
-            with _stop_on_signals(self.state):
+            with _stop_on_signals(self):
                 while self.state.iteration < self.max_iter and self.state.stop_reason is None:
                     self._call("before_step")
                     self._call("after_step" if self.run_step() else "after_skipped_step")
@@ -90,7 +99,7 @@ class Trainer:
 
     def _next_batch(self):
         images, targets = next(self.batches)
-        images = images.to(self.device, non_blocking=True)
+        images = normalize_on_device(images.to(self.device, non_blocking=True))  # uint8 -> normalised float
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         targets = [{k: (v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in t.items()}
@@ -115,20 +124,37 @@ class Trainer:
         losses = self.criterion(outputs, targets, **post_forward_heads(self.model))  # YOLACT++: + its head
         total = sum(losses.values())
         self.optimizer.zero_grad(set_to_none=True)
-        finite_everywhere = all_reduce_mean(torch.isfinite(total.detach()).float()) == 1  # ranks must agree
+        finite_everywhere, stop_anywhere = self._agree(total)
+        if stop_anywhere and self.state.stop_reason is None:
+            self.state.stop_reason = self._signal_name or "a signal on another rank"
         if not finite_everywhere:
             self._handle_nonfinite(iteration, losses, targets)
             return False
         self.state.nonfinite_streak = 0
         self._backward_and_step(total)
         self.state.iteration += 1
-        logged = all_reduce_mean(torch.stack([v.detach() for v in losses.values()] + [total.detach()]))
-        scalars = dict(zip(list(losses) + ["loss_total"], logged.tolist()))  # mean over ranks
-        scalars.update({f"unweighted/{name}": scalars[name] / weight
-                        for name, weight in self.loss_weights.items() if name in losses and weight})
+        scalars = {}
+        if self.state.iteration % max(1, self.log_interval) == 0 or self.state.iteration >= self.max_iter:
+            scalars = self._loss_scalars(losses, total)
         scalars.update(lr=lr, data_time=data_time, step_time=time.perf_counter() - start)
         self.last_scalars = scalars
         return True
+
+    def _agree(self, total: torch.Tensor):
+        """-> (loss finite on every rank, a rank was asked to stop): one all-reduce, one sync."""
+        finite = torch.isfinite(total.detach()).float()
+        stop = finite.new_full((), float(self._signal_name is not None))  # a fill, not a host-to-device copy
+        flags = torch.stack([finite, stop])
+        finite, stop = all_reduce_mean(flags).tolist()  # means over ranks
+        return finite == 1.0, stop > 0.0
+
+    def _loss_scalars(self, losses: Dict[str, torch.Tensor], total: torch.Tensor) -> Dict[str, float]:
+        """Weighted and unweighted terms and ``loss_total``, each the mean over ranks."""
+        logged = all_reduce_mean(torch.stack([v.detach() for v in losses.values()] + [total.detach()]))
+        scalars = dict(zip(list(losses) + ["loss_total"], logged.tolist()))
+        scalars.update({f"unweighted/{name}": scalars[name] / weight
+                        for name, weight in self.loss_weights.items() if name in losses and weight})
+        return scalars
 
     def _backward_and_step(self, total: torch.Tensor) -> None:
         if self.scaler is not None:
@@ -159,13 +185,14 @@ class Trainer:
 
 
 @contextlib.contextmanager
-def _stop_on_signals(state: TrainState):
-    """SIGINT/SIGTERM ask the loop to stop after the current step (a second SIGINT aborts)."""
+def _stop_on_signals(trainer: Trainer):
+    """SIGINT/SIGTERM ask every rank to stop after the next step's agreement (a second SIGINT
+    aborts)."""
     def request_stop(signum, frame):
-        if signum == signal.SIGINT and state.stop_reason is not None:
+        if signum == signal.SIGINT and trainer._signal_name is not None:
             raise KeyboardInterrupt
-        state.stop_reason = signal.Signals(signum).name
-        logger.warning(f"{state.stop_reason} received: saving a checkpoint after this iteration")
+        trainer._signal_name = signal.Signals(signum).name
+        logger.warning(f"{trainer._signal_name} received: saving a checkpoint after the next iteration")
 
     previous = {}
     try:

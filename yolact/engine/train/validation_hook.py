@@ -65,13 +65,18 @@ class ValidationHook(HookBase):
             self.run(trainer)
 
 
-def make_evaluate_fn(postprocessor, val_loader, val_set, device: torch.device, max_images: Optional[int]) -> Callable:
-    """``evaluate(model) -> ({"bbox/AP": ..., "segm/AP": ...}, summary text)`` with pycocotools' COCOeval."""
+def make_evaluate_fn(postprocessor, val_loader, val_set, device: torch.device, max_images: Optional[int],
+                     gather: bool = False) -> Callable:
+    """``evaluate(model) -> ({"bbox/AP": ..., "segm/AP": ...}, summary text)`` with pycocotools' COCOeval.
+
+    With ``gather`` (torchrun) ``val_loader`` is this rank's shard and every rank gets the
+    metrics of all images (see :func:`~yolact.engine.evaluation.evaluator.evaluate`).
+    """
     from yolact.engine.evaluation.evaluator import evaluate as run_evaluation
 
     def evaluate(model: torch.nn.Module):
         result = run_evaluation(model, postprocessor, val_loader, val_set, device=device, max_images=max_images,
-                                progress=False)
+                                progress=False, gather=gather)
         return dict(result.metrics), result.summary_text + "\n" + result.per_class_table
 
     return evaluate
