@@ -31,7 +31,8 @@ COCO = {
               "log_interval": 20, **RUN, **TOOLS_OFF},
 }
 
-# shapes.yaml as resolved before small.yaml existed (commit 8981355)
+# shapes.yaml as resolved before small.yaml existed (commit 8981355), but for train.amp: auto,
+# which is off on a CPU (bf16/fp16 on CUDA), and the uint8 image transfer (off)
 SHAPES = {
     "model": {"backbone": {"block": "basic", "layers": [1, 1, 1, 1], "pretrained": None, "dcn_layers": [0, 0, 0, 0],
                            "dcn_interval": 1},
@@ -43,14 +44,14 @@ SHAPES = {
     "postprocess": POSTPROCESS,
     "train": {"batch_size": 8, "lr": 0.005, "momentum": 0.9, "weight_decay": 5e-4, "warmup_init_lr": 1e-4,
               "warmup_iters": 100, "lr_steps": [1800, 2200], "gamma": 0.1, "max_iter": 2400, "autoscale": False,
-              "save_interval": 800, "val_interval": 800, "val_max_images": None, "log_interval": 10, **RUN,
-              **TOOLS_OFF},
+              "save_interval": 800, "val_interval": 800, "val_max_images": None, "log_interval": 10,
+              **RUN, "amp": "auto", **TOOLS_OFF},
     "data": {"train_images": "data/shapes/train", "train_annotations": "data/shapes/annotations/instances_train.json",
              "val_images": "data/shapes/val", "val_annotations": "data/shapes/annotations/instances_val.json",
              "make_shapes": True, "keep_empty": False,
              "augment": {"photometric": True, "expand": False, "random_crop": False, "mirror": True,
                          "min_box_size": 4.0, "scale_jitter": None, "mosaic_prob": 0.0, "copy_paste_prob": 0.0},
-             "num_workers": 1, "pin_memory": False, "persistent_workers": True},
+             "num_workers": 1, "pin_memory": False, "persistent_workers": True, "uint8_images": False},
 }
 
 
