@@ -17,11 +17,11 @@ import cv2
 import numpy as np
 import torch
 from pycocotools import mask as mask_utils
-from tqdm import tqdm
 
 from yolact.engine.evaluation.coco_results import detections_to_coco_results, to_numpy, write_json_atomic
 from yolact.engine.evaluation.inference import predict_batch
 from yolact.errors import YolactError
+from yolact.utils.progress import progress_bar
 from yolact.utils.video import LiveWindow, VideoSink, frame_rate, open_video, read_frames
 from yolact.utils.visualize import draw_detections, select_for_display
 
@@ -187,7 +187,7 @@ def run_on_folder(in_dir: Path, out_dir: Optional[Path], *, model, postprocessor
     names = _output_names(paths)
     job = _Job(model, postprocessor, input_size, device, class_names, score_threshold, top_k, amp)
     records: List[Dict[str, Any]] = []
-    for path in tqdm(paths, desc="images", unit="img", disable=not progress):
+    for path in progress_bar(iterable=paths, desc="images", unit="img", disable=not progress):
         image_bgr = _read_image(path)
         if image_bgr is None:
             logger.warning(f"{path}: cannot read this image, skipped")
@@ -217,7 +217,7 @@ def run_on_video(source: Union[str, Path, int], out_path: Optional[Path], *, mod
     sink = VideoSink(Path(out_path), frame_rate(capture)) if out_path is not None else None
     window = LiveWindow(f"YOLACT {name}") if out_path is None else None
     job = _Job(model, postprocessor, input_size, device, class_names, score_threshold, top_k, amp)
-    frames = tqdm(read_frames(capture), desc="frames", unit="frame", disable=not progress)
+    frames = progress_bar(iterable=read_frames(capture), desc="frames", unit="frame", disable=not progress)
     records: List[Dict[str, Any]] = []
     try:
         for index, frame in enumerate(frames):

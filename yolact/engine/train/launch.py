@@ -14,6 +14,7 @@ from yolact.engine.runtime import seed_everything, select_device
 from yolact.engine.train.hooks import BestCheckpointer, Checkpointer
 from yolact.engine.train.monitor import TrainMonitor
 from yolact.engine.train.run_folder import find_resume_checkpoint, new_run_folder
+from yolact.engine.train.schedule_check import warn_about_schedule
 from yolact.engine.train.trainer import TrainState, Trainer
 from yolact.engine.train.validation_hook import ValidationHook, make_evaluate_fn, make_visualize_fn
 from yolact.errors import YolactError
@@ -77,6 +78,8 @@ def _train(config, config_name, run_name, resume, overrides, final_eval, dist_in
     config, train_set, val_set = _prepare_datasets(config, dist_info, final_eval)
     if train_cfg.batch_size % dist_info.world_size:
         raise YolactError(f"train.batch_size={train_cfg.batch_size} is not divisible by {dist_info.world_size} processes")
+    if dist_info.is_main:
+        warn_about_schedule(config)
     run_dir = _run_dir(config, config_name, run_name, checkpoint, dist_info.is_main)
     hooks = _make_hooks(config, run_dir, train_set, val_set, device, dist_info.is_main, final_eval)
     for hook in hooks if checkpoint is not None else ():
@@ -110,7 +113,7 @@ def _make_hooks(config: Config, run_dir, train_set, val_set, device, is_main: bo
     train_cfg = config.train
     checkpointer = Checkpointer(run_dir, config=config, class_names=train_set.class_names,
                                 category_ids=train_set.category_ids, save_interval=train_cfg.save_interval,
-                                enabled=is_main)
+                                enabled=is_main, keep_checkpoints=train_cfg.keep_checkpoints)
     hooks = [checkpointer]
     if val_set is not None:
         postprocessor = build_postprocessor(config)
@@ -120,7 +123,8 @@ def _make_hooks(config: Config, run_dir, train_set, val_set, device, is_main: bo
                                       train_cfg.val_max_images),
             visualize=make_visualize_fn(postprocessor, val_set, device, train_cfg.val_visualize)))
         hooks.append(BestCheckpointer(checkpointer))
-    hooks.append(TrainMonitor(run_dir, log_interval=train_cfg.log_interval, enabled=is_main))
+    hooks.append(TrainMonitor(run_dir, log_interval=train_cfg.log_interval, enabled=is_main, plots=train_cfg.plots,
+                              labels_dataset=train_set))
     return hooks
 
 
