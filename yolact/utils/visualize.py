@@ -21,11 +21,17 @@ def drawing_sizes(height: int, width: int) -> Tuple[float, int]:
     """(font scale, line width in pixels) for a ``height`` x ``width`` picture.
 
     Both grow with the longer side: font scale side / 1280, at least 0.3 (labels 8 px tall at
-    160 px, 0.5 as before at 640 px, 27 px tall at 1280 px); lines 1 px up to 640 px, 3 px at
-    1280 px.
+    160 px, 0.5 as before at 640 px, 27 px tall at 1280 px); lines 1 px below 1000 px, 3 px from
+    1000 px, 5 px from 2000 px (OpenCV draws odd widths only: see :func:`_cv2_thickness`).
     """
     side = max(int(height), int(width), 1)
-    return max(0.3, side / 1280), max(1, round(side / 427))
+    return max(0.3, side / 1280), 2 * (side // 1000) + 1
+
+
+def _cv2_thickness(line_width: int) -> int:
+    """``cv2.rectangle``'s thickness that draws lines ``line_width`` (odd) pixels wide: OpenCV draws
+    2 * (t // 2) + 1 pixels for t > 1."""
+    return line_width if line_width <= 1 else line_width - 1
 
 
 def _as_numpy(value) -> np.ndarray:
@@ -107,7 +113,7 @@ def draw_detections(image_bgr: np.ndarray, detections: Dict[str, Any], class_nam
         color = class_color(labels[index])
         x1, y1, x2, y2 = (int(v) for v in np.clip(np.round(boxes[index]), 0, [width - 1, height - 1] * 2))
         if draw_boxes:
-            cv2.rectangle(canvas, (x1, y1), (x2, y2), color, thickness=line_width)
+            cv2.rectangle(canvas, (x1, y1), (x2, y2), color, thickness=_cv2_thickness(line_width))
         if draw_text:
             label = int(labels[index])
             name = class_names[label] if 0 <= label < len(class_names) else f"class {label}"
@@ -142,7 +148,7 @@ def draw_ground_truth(image_bgr: np.ndarray, annotations: Sequence[Dict[str, Any
             blended = (1.0 - alpha) * canvas[mask].astype(np.float32) + alpha * np.asarray(color, np.float32)
             canvas[mask] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
         x, y, w, h = (int(round(v)) for v in ann["bbox"])
-        cv2.rectangle(canvas, (x, y), (x + w, y + h), color, thickness=line_width)
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), color, thickness=_cv2_thickness(line_width))
         name = class_names[label] if 0 <= label < len(class_names) else f"class {ann['category_id']}"
         _draw_label(canvas, f"crowd {name}" if crowd else name, x, y, color, font_scale)
     return canvas
