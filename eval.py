@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Evaluate or run YOLACT checkpoints.")
     parser.add_argument("--weights", required=True, help="checkpoint: ours (.pth from runs/) or a reference one")
     parser.add_argument("--config", help="config name or path (default: the checkpoint's own, else coco)")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (need --config)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides, on --config or else on the checkpoint's own config")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--image", metavar="IN[:OUT]", help="run on one picture (OUT: drawn result)")
     mode.add_argument("--images", metavar="IN_DIR[:OUT_DIR]", help="run on a folder; without OUT_DIR only the json")
