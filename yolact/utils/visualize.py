@@ -100,7 +100,7 @@ def draw_detections(image_bgr: np.ndarray, detections: Dict[str, Any], class_nam
 
     Returns uint8 (H, W, 3) BGR.
     """
-    canvas = np.array(image_bgr, dtype=np.uint8, copy=True)
+    canvas = np.array(image_bgr, dtype=np.uint8, copy=True, order="C")  # cv2 draws on C-contiguous arrays only
     scores = _as_numpy(detections["scores"]).reshape(-1)
     labels = _as_numpy(detections["labels"]).reshape(-1).astype(np.int64)
     boxes = _as_numpy(detections["boxes"]).reshape(-1, 4)
@@ -133,7 +133,7 @@ def draw_ground_truth(image_bgr: np.ndarray, annotations: Sequence[Dict[str, Any
 
     height, width = image_bgr.shape[:2]
     label_of = {int(c): i for i, c in enumerate(category_ids)}
-    canvas = np.array(image_bgr, dtype=np.uint8, copy=True)
+    canvas = np.array(image_bgr, dtype=np.uint8, copy=True, order="C")  # cv2 draws on C-contiguous arrays only
     font_scale, line_width = drawing_sizes(height, width)
     for ann in annotations:
         crowd = bool(ann.get("iscrowd", 0))
