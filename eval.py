@@ -16,7 +16,7 @@ from yolact.entry import run_entry_point, setup_console_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Evaluate or run YOLACT checkpoints.")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", required=True, help="checkpoint: ours (.pth from runs/) or a reference one")
     parser.add_argument("--config", help="config name or path (default: the checkpoint's own, else coco)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",

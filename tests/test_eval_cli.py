@@ -105,6 +105,7 @@ def test_benchmark_prints_fps_and_split(trained, capsys):
     out = capsys.readouterr().out
     for name in ("network (backbone+heads)", "NMS", "masks", "total", "FPS"):
         assert name in out
+    assert "channels_last=True" in out  # the optimized CPU model's format, as "inference model: ..." says
 
 
 def test_optimized_model_gives_the_results_of_the_model_as_trained(trained, tmp_path, yolact_log):

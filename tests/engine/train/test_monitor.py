@@ -64,3 +64,20 @@ def test_validation_row_every_metric_and_tensorboard_skips_minus_one(tmp_path):
     events.Reload()
     assert {"val/segm/AP", "val/segm/AP/circle"} <= set(events.Tags()["scalars"])
     assert "val/segm/APl" not in events.Tags()["scalars"]
+
+
+def test_train_log_starts_with_a_header_and_lines_have_timestamps(tmp_path):
+    import re
+
+    import torch
+
+    from tests.engine.train.test_trainer import make_trainer
+
+    monitor = TrainMonitor(tmp_path, log_interval=1, progress=False, plots=False)
+    make_trainer(hooks=[monitor], max_iter=2).train()
+    lines = (tmp_path / "train.log").read_text().splitlines()
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
+    assert [re.sub(stamp, "T", line).split(":")[0] for line in lines[:4]] == [
+        "T command", "T versions", "T device", "T iterations"]
+    assert f"torch {torch.__version__}" in lines[1] and "device: cpu (" in lines[2]
+    assert all(re.match(stamp + " ", line) for line in lines) and lines[-1].split(" ", 2)[2].startswith("iter 2:")

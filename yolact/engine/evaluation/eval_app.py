@@ -157,9 +157,13 @@ def _run_benchmark(options: EvalOptions, loaded, postprocessor, dataset, device)
             image, target = dataset[index]
             yield image[None], [tuple(target["orig_size"])]
 
+    # the model's own memory format (optimize_for_inference turns channels_last on by default on CPU)
+    channels_last = options.channels_last or any(
+        p.dim() == 4 and not p.is_contiguous() and p.is_contiguous(memory_format=torch.channels_last)
+        for p in loaded.model.parameters())
     timing = benchmark_inference(loaded.model, postprocessor, batches(), device=device, amp=options.amp,
-                                 channels_last=options.channels_last)
-    print(f"benchmark on {device} ({options.amp} autocast, channels_last={options.channels_last}, "
+                                 channels_last=channels_last)
+    print(f"benchmark on {device} ({options.amp} autocast, channels_last={channels_last}, "
           f"optimized={not options.no_optimize}, NMS={postprocessor.nms_method}):")
     print(timing.table())
     return 0

@@ -1,6 +1,7 @@
 """Training monitoring as a hook: smoothed losses, a tqdm bar, TensorBoard scalars/images, metrics.csv, plots."""
 import logging
 import math
+import time
 from collections import deque
 from pathlib import Path
 from typing import Dict, Optional
@@ -57,6 +58,12 @@ class TrainMonitor(HookBase):
 
     def before_train(self, trainer) -> None:
         self.open(start_iteration=trainer.state.iteration, max_iter=trainer.max_iter)
+        if self.enabled:
+            from yolact.engine.train.log_header import run_header
+
+            for line in run_header(device=trainer.device, start_iteration=trainer.state.iteration,
+                                   max_iter=trainer.max_iter, dataset=self.labels_dataset):
+                self._write_log_line(line)
         if self.enabled and self.plots and self.labels_dataset is not None:
             from yolact.engine.train.run_plots import write_labels_plot
 
@@ -94,6 +101,11 @@ class TrainMonitor(HookBase):
         self.bar = progress_bar(total=max_iter, initial=start_iteration, disable=not self.progress, desc="train",
                                 unit="it")
 
+    def _write_log_line(self, text: str) -> None:
+        """A timestamped line in train.log only (not on the console)."""
+        self._file_handler.stream.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+        self._file_handler.flush()
+
     def _add_file_log(self, path: Path) -> None:
         handler = logging.FileHandler(path)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
@@ -117,8 +129,7 @@ class TrainMonitor(HookBase):
                 self.writer.add_scalar(f"train/{key}", value, iteration + 1)
         self.metrics_file.append(row)
         text = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "iteration")
-        self._file_handler.stream.write(f"iter {iteration + 1}: {text}\n")
-        self._file_handler.flush()
+        self._write_log_line(f"iter {iteration + 1}: {text}")
 
     def log_validation(self, iteration: int, metrics: Dict[str, float], images=(), result=None) -> None:
         """Validation AP scalars (``val/segm/AP`` ...), (3,H,W) uint8 pictures, a metrics.csv row and
