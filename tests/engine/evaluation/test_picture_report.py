@@ -18,3 +18,14 @@ def test_each_mode_says_where_how_many_and_how_fast():
         "(2.0 img/s); no drawings (give IN:OUT to write them)")
     assert picture_report("video", records([[0.9]] * 30), Path("v.mp4"), 3.0, 0.5) == (
         "30 frames, 30 detections scoring >= 0.5 in 3.0 s (10.0 FPS); video written to v.mp4")
+
+
+def test_a_missing_picture_gives_no_opencv_warning(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("from pathlib import Path; from yolact.engine.evaluation.predictor import _read_image; "
+            f"print(_read_image(Path({str(tmp_path / 'missing.jpg')!r})))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[3])
+    assert (result.stdout, result.stderr) == ("None\n", "")

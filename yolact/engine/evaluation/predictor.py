@@ -124,6 +124,8 @@ class _Job:
 
 
 def _read_image(path: Path) -> Optional[np.ndarray]:
+    if not Path(path).is_file():  # OpenCV would print its own "findDecoder" warning first
+        return None
     return cv2.imread(str(path), cv2.IMREAD_COLOR)
 
 
