@@ -125,7 +125,7 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: 
     image = ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
     figure.colorbar(image, ax=ax, fraction=0.046)
     if len(names) <= 30:
-        ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+        ax.set_xticks(range(len(names)), names, rotation=90 if len(names) > 8 else 0, fontsize=7)
         ax.set_yticks(range(len(names)), names, fontsize=7)
         for (row, col), count in np.ndenumerate(matrix):
             if count:
@@ -141,7 +141,8 @@ def plot_labels(labels: np.ndarray, boxes_cxcywh: np.ndarray, class_names: Seque
     counts = np.bincount(labels.astype(int), minlength=len(class_names)) if len(labels) else np.zeros(len(class_names))
     axes[0, 0].bar(range(len(counts)), counts, color="#4c72b0")
     if len(class_names) <= 30:
-        axes[0, 0].set_xticks(range(len(class_names)), class_names, rotation=90, fontsize=7)
+        axes[0, 0].set_xticks(range(len(class_names)), class_names, rotation=90 if len(class_names) > 8 else 0,
+                              fontsize=7 if len(class_names) > 8 else 9)
     axes[0, 0].set(title="instances per class", ylabel="instances")
     for ax, (x, y), title in ((axes[0, 1], (0, 1), "box centres"), (axes[0, 2], (2, 3), "box sizes")):
         if len(boxes_cxcywh):
