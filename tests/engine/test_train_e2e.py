@@ -102,6 +102,21 @@ def test_resume_continues_exactly(shapes_root, tmp_path):
             assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-5, abs=1e-7), (a["iteration"], key)
 
 
+def test_resume_after_a_kill_drops_the_rows_of_replayed_iterations(shapes_root, tmp_path):
+    """Issue 15 item 7: killed after iteration 4 with the last checkpoint at 2, the resumed run
+    replays 3 and 4; metrics.csv must not hold them twice."""
+    import shutil
+
+    args = tiny_overrides(shapes_root, tmp_path, **{"train.val_interval": 0, "train.max_iter": 4})
+    assert train.main(["--config", "shapes", "--name", "killed", "--no-eval"] + args) == 0
+    weights = tmp_path / "killed" / "weights"
+    (weights / "last.pth").unlink()
+    shutil.copy(weights / "iter_0000002.pth", weights / "last.pth")  # what a kill after iteration 4 leaves
+    assert [r["iteration"] for r in read_metrics(tmp_path / "killed")] == ["1", "2", "3", "4"]
+    assert train.main(["--config", "shapes", "--resume", str(tmp_path / "killed"), "--no-eval"]) == 0
+    assert [r["iteration"] for r in read_metrics(tmp_path / "killed")] == ["1", "2", "3", "4"]
+
+
 def test_nonfinite_losses_skip_then_stop_with_last_good_state(shapes_root, tmp_path, monkeypatch, capsys):
     import yolact.engine.train.launch as launch
 
