@@ -68,8 +68,12 @@ def test_training_writes_checkpoints_metrics_events_and_evaluates(shapes_root, t
     assert "val/segm/APl" not in scalars  # COCOeval's -1: no large objects in these images
     assert {"val/predictions/0", "val/predictions/1"} <= images
     assert (run_dir / "config.yaml").is_file() and (run_dir / "train.log").is_file()
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out, err = captured.out, captured.err.splitlines()
     assert "Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]" in out
+    # log lines start their own line, never glued to the bar (stderr is not a terminal here)
+    assert any(line.startswith("validation at iteration 2: bbox/AP=") for line in err)
+    assert any(line.startswith("training finished at iteration 4") for line in err) and "\r" not in captured.err
     validations = read_metrics(run_dir, "val")
     assert [int(r["iteration"]) for r in validations] == [2, 4]
     for name in ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"):

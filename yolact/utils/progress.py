@@ -43,5 +43,7 @@ def progress_bar(**kwargs) -> tqdm:
     if not terminal:
         kwargs.setdefault("file", LineWriter(sys.stderr))
         kwargs.setdefault("ncols", 100)
-        kwargs.setdefault("maxinterval", max(NON_TTY_INTERVAL, kwargs["mininterval"]))
+        # tqdm's monitor thread would force a refresh after maxinterval without resetting the
+        # clock of the next one, giving two lines seconds apart: leave the pace to mininterval
+        kwargs.setdefault("maxinterval", float("inf"))
     return tqdm(**kwargs)
