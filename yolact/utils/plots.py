@@ -120,7 +120,7 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: 
     sums = matrix.sum(axis=0, keepdims=True)
     normalised = np.divide(matrix, sums, out=np.zeros(matrix.shape, dtype=float), where=sums > 0)
     size = max(4.0, 0.5 * len(names) + 2.5)
-    figure, axes = _figure(size=(size, size * 0.85))
+    figure, axes = _figure(size=(size + 1.0, size * 0.85))
     ax = axes[0, 0]
     image = ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
     figure.colorbar(image, ax=ax, fraction=0.046)
