@@ -87,3 +87,10 @@ def test_checkpointer_keeps_last_n_periodic_plus_best_and_last(tmp_path):
     assert names == ["best.pth", "iter_0000004.pth", "iter_0000005.pth", "last.pth"]
     assert load_checkpoint(tmp_path / "weights" / "best.pth")["iteration"] == 1
     assert load_checkpoint(tmp_path / "weights" / "last.pth")["iteration"] == 6
+
+
+def test_a_disabled_checkpointer_prunes_nothing():
+    """Ranks other than 0 have no weights folder: saving and pruning are both no-ops."""
+    saver = Checkpointer(None, config=load_config("shapes"), class_names=["a"], category_ids=[1], save_interval=1,
+                         keep_checkpoints=1)
+    make_trainer(hooks=[saver], max_iter=3).train()

@@ -124,7 +124,7 @@ class Checkpointer(HookBase):
         if self.save_interval and iteration % self.save_interval == 0 and iteration < trainer.max_iter:
             self.save(trainer, f"iter_{iteration:07d}.pth")
             logger.debug(f"checkpoint at iteration {iteration}")
-            for path in checkpoints_to_prune(self.weights_dir, self.keep_checkpoints):
+            for path in checkpoints_to_prune(self.weights_dir, self.keep_checkpoints) if self.enabled else ():
                 path.unlink()
 
     def after_train(self, trainer) -> None:
