@@ -16,10 +16,11 @@ from yolact.entry import run_entry_point, setup_console_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Evaluate or run YOLACT checkpoints.")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", required=True, help="checkpoint: ours (.pth from runs/) or a reference one")
     parser.add_argument("--config", help="config name or path (default: the checkpoint's own, else coco)")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (need --config)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides, on --config or else on the checkpoint's own config")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--image", metavar="IN[:OUT]", help="run on one picture (OUT: drawn result)")
     mode.add_argument("--images", metavar="IN_DIR[:OUT_DIR]", help="run on a folder; without OUT_DIR only the json")
@@ -29,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--nms", choices=["fast", "cross_class", "standard"], help="NMS (default: the config's)")
     parser.add_argument("--score-threshold", type=float, default=0.15, help="display: hide weaker detections")
     parser.add_argument("--top-k", type=int, default=15, help="display: draw at most this many detections")
+    parser.add_argument("--hide-boxes", action="store_true", help="drawings: no box outlines")
+    parser.add_argument("--hide-labels", action="store_true", help="drawings: no class name and score labels")
+    parser.add_argument("--hide-scores", action="store_true", help="drawings: class names without scores")
+    parser.add_argument("--mask-alpha", type=float, default=0.45, help="drawings: mask opacity in [0, 1] (0.45)")
     parser.add_argument("--save-json", metavar="PATH", nargs="?", const="", help="also write detections json")
     parser.add_argument("--output", help="folder for results (default: the checkpoint's run folder)")
     parser.add_argument("--device", default="auto", help='"auto", "cpu", "cuda" or "cuda:N"')

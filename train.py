@@ -3,6 +3,14 @@
 A bare config name is looked up in configs/; trailing ``key=value`` words override config keys
 (``train.lr=0.002 model.backbone.layers=[3,4,6,3]``). Runs go to ``runs/<name>/``; follow them
 with ``tensorboard --logdir runs``.
+
+Examples:
+    python train.py --config shapes                          # the quick start (makes data/shapes/)
+    python train.py --config coco train.batch_size=4 train.amp=bf16
+    python train.py --config shapes --name s400 train.max_iter=400
+    python train.py --config shapes --resume                 # continue the latest shapes run
+    python train.py --config shapes --resume runs/s400 train.max_iter=800
+    python train.py --config coco --print-config             # the resolved config
 """
 import argparse
 import sys
@@ -11,7 +19,7 @@ from yolact.entry import run_entry_point, setup_console_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Train YOLACT.")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="shapes", help="config name in configs/ or a path (default: shapes)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.lr=0.002")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Make the synthetic shapes dataset (data/shapes by default); same as `python -m yolact.data.shapes`.
 
-Usage: python scripts/make_shapes.py [--root data/shapes] [--num-train 400] [--num-val 60]
+Usage: python scripts/make_shapes.py [--root data/shapes] [--num-train 2000] [--num-val 60]
                                      [--image-size 160] [--seed 0] [--force]
 """
 import sys

@@ -82,12 +82,30 @@ def test_single_image_and_video(trained, tmp_path):
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
 
 
+def test_drawing_switches_and_the_line_saying_where(trained, tmp_path, capsys):
+    image = sorted((trained["data"] / "val").iterdir())[0]
+    bare = tmp_path / "bare.png"
+    assert eval_cli.main(["--weights", str(trained["weights"]), "--image", f"{image}:{bare}", "--hide-boxes",
+                          "--hide-labels", "--mask-alpha", "0", "--score-threshold", "0", "--device", "cpu"]) == 0
+    assert np.array_equal(cv2.imread(str(bare)), cv2.imread(str(image)))  # nothing drawn at all
+    err = capsys.readouterr().err
+    assert f"{image.name}: " in err and f"drawing written to {bare}" in err
+    folder = tmp_path / "pictures"
+    assert eval_cli.main(["--weights", str(trained["weights"]), "--images", f"{trained['data'] / 'val'}:{folder}",
+                          "--device", "cpu"]) == 0
+    assert "4 pictures, " in capsys.readouterr().err and len(list(folder.iterdir())) == 4
+    assert eval_cli.main(["--weights", str(trained["weights"]), "--image", str(image), "--mask-alpha", "2",
+                          "--device", "cpu"]) == 2
+    assert "--mask-alpha must be in [0, 1]" in error_line(capsys)
+
+
 def test_benchmark_prints_fps_and_split(trained, capsys):
     assert eval_cli.main(["--weights", str(trained["weights"]), "--benchmark", "--max-images", "4",
                           "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     for name in ("network (backbone+heads)", "NMS", "masks", "total", "FPS"):
         assert name in out
+    assert "channels_last=True" in out  # the optimized CPU model's format, as "inference model: ..." says
 
 
 def test_optimized_model_gives_the_results_of_the_model_as_trained(trained, tmp_path, yolact_log):

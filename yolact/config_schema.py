@@ -210,6 +210,9 @@ class TrainConfig:
     grad_clip: Optional[float] = None
     # iterations between checkpoints
     save_interval: int = 10000
+    # keep only the newest N periodic iter_*.pth checkpoints (0 keeps all; best.pth and last.pth
+    # are always kept)
+    keep_checkpoints: int = 5
     # iterations between validations (0 disables; about 2 COCO epochs at batch 8)
     val_interval: int = 29316
     # validate on at most this many val images (null: all)
@@ -222,6 +225,9 @@ class TrainConfig:
     seed: int = 0
     # iterations between log lines, metrics.csv rows and TensorBoard scalars
     log_interval: int = 20
+    # write plots (results.png, PR/F1 curves, confusion matrix, labels.jpg, validation pictures)
+    # to the run's plots/ folder at each validation and at the end
+    plots: bool = True
     # "auto" (cuda when available), "cpu", "cuda" or "cuda:N"
     device: str = "auto"
     # run the network in channels_last memory format (on CPU the backward of k>1 convs runs in

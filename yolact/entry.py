@@ -19,6 +19,15 @@ class _CurrentStderrHandler(logging.StreamHandler):
     def stream(self, value):
         pass
 
+    def emit(self, record: logging.LogRecord) -> None:
+        """Through ``tqdm.write``: an active progress bar is cleared and redrawn below the line."""
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # a logging call must never raise
+            self.handleError(record)
+
 
 def setup_console_logging(level: int = logging.INFO) -> logging.Logger:
     """Send the ``yolact`` logger to stderr once (idempotent)."""

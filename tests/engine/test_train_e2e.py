@@ -23,9 +23,18 @@ def shapes_root(tmp_path_factory):
     return make_tiny_shapes(tmp_path_factory.mktemp("shapes"))
 
 
-def read_metrics(run_dir: Path):
+def read_metrics(run_dir: Path, kind: str = "train"):
+    """The training rows (a loss_total) or the validation rows (a val/segm/AP) of metrics.csv."""
+    column = "loss_total" if kind == "train" else "val/segm/AP"
     with open(run_dir / "metrics.csv") as handle:
-        return list(csv.DictReader(handle))
+        return [row for row in csv.DictReader(handle) if row.get(column)]
+
+
+def decodable_png(path: Path) -> bool:
+    import cv2
+
+    image = cv2.imread(str(path))
+    return image is not None and image.shape[0] > 50 and image.std() > 0
 
 
 def scalar_tags(run_dir: Path):
@@ -54,12 +63,33 @@ def test_training_writes_checkpoints_metrics_events_and_evaluates(shapes_root, t
     scalars, images = scalar_tags(run_dir)
     expected = {f"train/{k}" for k in ("loss_cls", "loss_box", "loss_mask", "loss_semseg", "loss_total", "lr",
                                        "data_time", "step_time")}
-    expected |= {f"val/{t}/{m}" for t in ("bbox", "segm") for m in ("AP", "AP50", "AP75", "APs", "APm", "APl")}
+    expected |= {f"val/{t}/{m}" for t in ("bbox", "segm") for m in ("AP", "AP50", "AP75", "APs", "APm")}
     assert expected <= scalars
+    assert "val/segm/APl" not in scalars  # COCOeval's -1: no large objects in these images
     assert {"val/predictions/0", "val/predictions/1"} <= images
     assert (run_dir / "config.yaml").is_file() and (run_dir / "train.log").is_file()
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out, err = captured.out, captured.err.splitlines()
     assert "Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]" in out
+    # log lines start their own line, never glued to the bar (stderr is not a terminal here)
+    assert any(line.startswith("validation at iteration 2: bbox/AP=") for line in err)
+    assert any(line.startswith("training finished at iteration 4") for line in err) and "\r" not in captured.err
+    validations = read_metrics(run_dir, "val")
+    assert [int(r["iteration"]) for r in validations] == [2, 4]
+    for name in ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"):
+        assert {f"val/bbox/{name}", f"val/segm/{name}"} <= set(validations[-1]), name
+    best = torch.load(run_dir / "weights" / "best.pth", weights_only=True)
+    assert float(validations[0]["val/segm/AP"]) == pytest.approx(best["metrics"]["segm/AP"])  # best at 2
+    assert {"val/segm/AP/triangle", "val/bbox/AP/triangle"} <= set(validations[-1])  # per class
+    plots = run_dir / "plots"
+    for name in ("results.png", "PR_curve_mask.png", "PR_curve_box.png", "F1_curve_mask.png", "F1_curve_box.png",
+                 "confusion_matrix.png", "labels.jpg", "val_0.jpg", "val_1.jpg"):
+        assert decodable_png(plots / name), name
+    import cv2
+
+    picture = cv2.imread(str(plots / "val_0.jpg"))
+    assert picture.shape[:2] == (64, 64 * 2 + 4)  # ground truth | gap | predictions
+    assert not any(p.name.startswith(".") for p in plots.iterdir())  # no temporary left
 
 
 def test_resume_continues_exactly(shapes_root, tmp_path):
@@ -74,6 +104,21 @@ def test_resume_continues_exactly(shapes_root, tmp_path):
     for a, b in zip(straight, split):
         for key in ("loss_cls", "loss_box", "loss_mask", "loss_semseg", "lr"):
             assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-5, abs=1e-7), (a["iteration"], key)
+
+
+def test_resume_after_a_kill_drops_the_rows_of_replayed_iterations(shapes_root, tmp_path):
+    """Issue 15 item 7: killed after iteration 4 with the last checkpoint at 2, the resumed run
+    replays 3 and 4; metrics.csv must not hold them twice."""
+    import shutil
+
+    args = tiny_overrides(shapes_root, tmp_path, **{"train.val_interval": 0, "train.max_iter": 4})
+    assert train.main(["--config", "shapes", "--name", "killed", "--no-eval"] + args) == 0
+    weights = tmp_path / "killed" / "weights"
+    (weights / "last.pth").unlink()
+    shutil.copy(weights / "iter_0000002.pth", weights / "last.pth")  # what a kill after iteration 4 leaves
+    assert [r["iteration"] for r in read_metrics(tmp_path / "killed")] == ["1", "2", "3", "4"]
+    assert train.main(["--config", "shapes", "--resume", str(tmp_path / "killed"), "--no-eval"]) == 0
+    assert [r["iteration"] for r in read_metrics(tmp_path / "killed")] == ["1", "2", "3", "4"]
 
 
 def test_nonfinite_losses_skip_then_stop_with_last_good_state(shapes_root, tmp_path, monkeypatch, capsys):

@@ -79,3 +79,34 @@ def test_chw_rgb_for_tensorboard():
     chw = to_chw_rgb(image)
     assert chw.shape == (3, 2, 3) and chw.dtype == np.uint8 and chw.flags["C_CONTIGUOUS"]
     assert np.array_equal(chw[0], image[:, :, 2]) and np.array_equal(chw[2], image[:, :, 0])
+
+
+def drawn_sizes(side):
+    """(label height, box line width) in pixels of one detection drawn on a black side x side picture."""
+    image = np.zeros((side, side, 3), np.uint8)
+    box = [side // 4, side // 2, 3 * side // 4, 3 * side // 4]
+    detections = {"boxes": np.array([box], np.float32), "labels": np.array([0]), "scores": np.array([0.9])}
+    boxes_only = draw_detections(image, detections, ["circle"], draw_text=False)
+    column = boxes_only[:, side // 2].any(axis=1)  # the box's top and bottom edges cross the middle column
+    line_width = int(column[: side * 5 // 8].sum())
+    label_only = draw_detections(image, detections, ["circle"], draw_boxes=False)
+    rows = np.nonzero(label_only.any(axis=(1, 2)))[0]
+    return int(rows.max() - rows.min() + 1), line_width
+
+
+def test_text_and_lines_scale_with_the_picture():
+    from yolact.utils.visualize import drawing_sizes
+
+    assert drawing_sizes(160, 160) == (0.3, 1) and drawing_sizes(1280, 720) == (1.0, 3)
+    assert drawn_sizes(160) == (12, 1)
+    assert drawn_sizes(1280) == (31, 3)  # was (16, 1) with a fixed font scale 0.5 and 1-pixel lines
+
+
+def test_hiding_scores_keeps_the_name_only():
+    image = np.zeros((160, 160, 3), np.uint8)
+    detections = {"boxes": np.array([[40, 80, 120, 120]], np.float32), "labels": np.array([0]),
+                  "scores": np.array([0.9])}
+    with_score = draw_detections(image, detections, ["circle"], draw_boxes=False)
+    name_only = draw_detections(image, detections, ["circle"], draw_boxes=False, draw_scores=False)
+    columns = [np.nonzero(drawn.any(axis=(0, 2)))[0] for drawn in (name_only, with_score)]
+    assert columns[0].max() - columns[0].min() < columns[1].max() - columns[1].min()

@@ -63,3 +63,34 @@ def test_no_hook_state_no_hooks_key_and_no_save_after_an_error(tmp_path):
     with pytest.raises(RuntimeError, match="boom"):
         make_trainer(hooks=[Boom(), saver], max_iter=1).train()
     assert not (tmp_path / "weights" / "last.pth").exists()
+
+
+def test_pruning_rule_keeps_the_newest_periodic_files_only(tmp_path):
+    from yolact.engine.train.hooks import checkpoints_to_prune
+
+    for name in ("iter_0000010.pth", "iter_0000002.pth", "iter_0000100.pth", "best.pth", "last.pth"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in checkpoints_to_prune(tmp_path, 2)] == ["iter_0000002.pth"]
+    assert [p.name for p in checkpoints_to_prune(tmp_path, 1)] == ["iter_0000002.pth", "iter_0000010.pth"]
+    assert checkpoints_to_prune(tmp_path, 0) == [] and checkpoints_to_prune(tmp_path, 5) == []
+
+
+def test_checkpointer_keeps_last_n_periodic_plus_best_and_last(tmp_path):
+    (tmp_path / "weights").mkdir()
+    saver = Checkpointer(tmp_path, config=load_config("shapes"), class_names=["a"], category_ids=[1],
+                         save_interval=1, keep_checkpoints=2)
+    aps = iter([0.9, 0.1, 0.1, 0.1, 0.1, 0.1])  # best at iteration 1, whose iter_ file is pruned later
+    validation = ValidationHook(interval=1, evaluate=lambda model: ({"segm/AP": next(aps)}, "summary"),
+                                visualize=lambda model: [])
+    make_trainer(hooks=[saver, validation, BestCheckpointer(saver)], max_iter=6, lr=0.0).train()
+    names = sorted(p.name for p in (tmp_path / "weights").iterdir())
+    assert names == ["best.pth", "iter_0000004.pth", "iter_0000005.pth", "last.pth"]
+    assert load_checkpoint(tmp_path / "weights" / "best.pth")["iteration"] == 1
+    assert load_checkpoint(tmp_path / "weights" / "last.pth")["iteration"] == 6
+
+
+def test_a_disabled_checkpointer_prunes_nothing():
+    """Ranks other than 0 have no weights folder: saving and pruning are both no-ops."""
+    saver = Checkpointer(None, config=load_config("shapes"), class_names=["a"], category_ids=[1], save_interval=1,
+                         keep_checkpoints=1)
+    make_trainer(hooks=[saver], max_iter=3).train()

@@ -7,6 +7,7 @@ checked for writing before the model is loaded; the COCO summary is printed befo
 is written.
 """
 import logging
+import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -16,6 +17,7 @@ import torch
 
 from yolact.build import build_dataset, build_postprocessor
 from yolact.engine.evaluation.model_loading import load_model_for_inference
+from yolact.engine.evaluation.picture_report import picture_report
 from yolact.engine.performance_advice import log_performance_advice
 from yolact.engine.runtime import configure_cuda, select_device
 from yolact.errors import YolactError
@@ -49,6 +51,10 @@ class EvalOptions:
     amp: str = "off"
     channels_last: bool = False
     no_optimize: bool = False
+    hide_boxes: bool = False               # drawings: no box outlines
+    hide_labels: bool = False              # drawings: no "name score" labels
+    hide_scores: bool = False              # drawings: labels without the score
+    mask_alpha: float = 0.45               # drawings: mask opacity in [0, 1]
 
 
 def split_in_out(value: str) -> Tuple[str, Optional[str]]:
@@ -193,33 +199,39 @@ def _run_pictures(options: EvalOptions, loaded, postprocessor, device, out_dir: 
 
     shared = dict(model=loaded.model, postprocessor=postprocessor, input_size=loaded.config.model.input_size,
                   device=device, class_names=loaded.class_names, score_threshold=options.score_threshold,
-                  top_k=options.top_k)
+                  top_k=options.top_k, draw_options=_draw_options(options))
     json_path = None
     if options.save_json is not None:
         json_path = Path(options.save_json) if options.save_json else out_dir / "detections.json"
+    started = time.perf_counter()
     if options.image:
-        source, target = split_in_out(options.image)
+        mode, (source, target) = "image", split_in_out(options.image)
         target = target or str(out_dir / (Path(source).stem + "_pred.png"))
         records = predictor.run_on_image(Path(source), Path(target), **shared)
-        logger.info(f"drawn picture written to {target}")
     elif options.images:
-        source, target = split_in_out(options.images)
+        mode, (source, target) = "images", split_in_out(options.images)
         if target is None and json_path is None:
             json_path = out_dir / "results.json"
         records = predictor.run_on_folder(Path(source), Path(target) if target else None, **shared)
-        if target:
-            logger.info(f"{len(records)} drawn pictures written to {target}")
     else:
-        source, target = split_in_out(options.video)
+        mode, (source, target) = "video", split_in_out(options.video)
         records = predictor.run_on_video(int(source) if source.isdigit() else source,
                                          Path(target) if target else None, **shared)
-        if target:
-            logger.info(f"{len(records)} drawn frames written to {target}")
+    logger.info(picture_report(mode, records, Path(target) if target else None, time.perf_counter() - started,
+                               options.score_threshold))
     if json_path is not None:
         predictor.write_detections_json(json_path, records, category_ids=loaded.category_ids,
                                         class_names=loaded.class_names)
         logger.info(f"detections written to {json_path}")
     return 0
+
+
+def _draw_options(options: EvalOptions) -> dict:
+    """The drawing switches of ``options`` as :func:`~yolact.utils.visualize.draw_detections` arguments."""
+    if not 0.0 <= options.mask_alpha <= 1.0:
+        raise YolactError(f"--mask-alpha must be in [0, 1], got {options.mask_alpha}")
+    return dict(draw_boxes=not options.hide_boxes, draw_text=not options.hide_labels,
+                draw_scores=not options.hide_scores, alpha=options.mask_alpha)
 
 
 def _run_benchmark(options: EvalOptions, loaded, postprocessor, dataset, device) -> int:
@@ -232,9 +244,13 @@ def _run_benchmark(options: EvalOptions, loaded, postprocessor, dataset, device)
             image, target = dataset[index]
             yield image[None], [tuple(target["orig_size"])]
 
+    # the model's own memory format (optimize_for_inference turns channels_last on by default on CPU)
+    channels_last = options.channels_last or any(
+        p.dim() == 4 and not p.is_contiguous() and p.is_contiguous(memory_format=torch.channels_last)
+        for p in loaded.model.parameters())
     timing = benchmark_inference(loaded.model, postprocessor, batches(), device=device, amp=options.amp,
-                                 channels_last=options.channels_last)
-    print(f"benchmark on {device} ({options.amp} autocast, channels_last={options.channels_last}, "
+                                 channels_last=channels_last)
+    print(f"benchmark on {device} ({options.amp} autocast, channels_last={channels_last}, "
           f"optimized={not options.no_optimize}, NMS={postprocessor.nms_method}):")
     print(timing.table())
     return 0

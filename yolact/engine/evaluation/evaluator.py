@@ -11,14 +11,15 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
 
 from yolact.engine.evaluation.coco_results import (
-    STAT_NAMES, detections_to_coco_results, has_ground_truth, per_class_table, run_coco_eval, summary_text,
+    STAT_NAMES, detections_to_coco_results, has_ground_truth, per_class_ap, per_class_table, run_coco_eval,
+    summary_text,
 )
 from yolact.engine.evaluation.inference import predict_batch
 from yolact.errors import YolactError
 from yolact.utils.distributed import all_gather_objects, broadcast_object, is_distributed
+from yolact.utils.progress import progress_bar
 
 __all__ = ["EvalResult", "evaluate"]
 
@@ -42,6 +43,11 @@ class EvalResult:
     summary_text: str = ""
     per_class_table: str = ""
     metrics: Dict[str, float] = field(default_factory=dict)
+    # per iou type ("bbox", "segm"): category id -> AP@[.5:.95] (NaN without ground truth)
+    per_class_ap: Dict[str, Dict[int, float]] = field(default_factory=dict)
+    # per iou type: (precision, scores), each (R=101 recall points, K classes) at IoU 0.5, area all,
+    # 100 detections, from COCOeval.eval (-1 for a class without ground truth); for PR/F1 curves
+    pr_curves: Dict[str, Tuple[Any, Any]] = field(default_factory=dict)
 
 
 def _predict_dataset(model, postprocessor, data_loader: Iterable, dataset, *, device, max_images, amp,
@@ -52,7 +58,7 @@ def _predict_dataset(model, postprocessor, data_loader: Iterable, dataset, *, de
     if max_images is not None and max_images <= 0:
         return results, image_ids
     seen = set()
-    with tqdm(total=total, desc="eval", unit="img", disable=not progress) as bar:
+    with progress_bar(total=total, desc="eval", unit="img", disable=not progress) as bar:
         for images, targets in data_loader:
             if max_images is not None:  # the last batch may hold more than are left
                 remaining = max_images - len(image_ids)
@@ -164,6 +170,9 @@ def _score(evaluation: EvalResult, coco_gt) -> None:
     for iou_type in ("bbox", "segm") if with_masks else ("bbox",):
         stats, coco_eval = run_coco_eval(coco_gt, results, iou_type, image_ids=image_ids)
         evals[iou_type] = coco_eval
+        evaluation.per_class_ap[iou_type] = per_class_ap(coco_eval)
+        evaluation.pr_curves[iou_type] = (coco_eval.eval["precision"][0, :, :, 0, -1].copy(),
+                                          coco_eval.eval["scores"][0, :, :, 0, -1].copy())
         evaluation.metrics.update({f"{iou_type}/{name}": value for name, value in zip(STAT_NAMES, stats)})
         texts.append(f"{iou_type} ({'box' if iou_type == 'bbox' else 'mask'} AP):\n{summary_text(coco_eval)}")
     evaluation.box_stats = [float(v) for v in evals["bbox"].stats]

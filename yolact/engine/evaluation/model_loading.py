@@ -7,7 +7,8 @@ from typing import List, Optional, Sequence
 import torch
 
 from yolact.build import build_model, with_num_classes
-from yolact.config import Config, config_from_dict, load_config
+from yolact.config import Config, apply_overrides, config_from_dict, load_config
+from yolact.data.class_names import resolve_class_names
 from yolact.engine.checkpoint import load_checkpoint
 from yolact.errors import YolactError
 
@@ -54,10 +55,10 @@ def load_model_for_inference(weights: Path, *, config_name: Optional[str], overr
     state = inference_state_dict(checkpoint)  # the weight average when training kept one
     if config_name is not None:
         config = load_config(config_name, overrides)
+    elif "config" in checkpoint and overrides:  # the checkpoint's own config is the base of the overrides
+        config = apply_overrides(checkpoint["config"], overrides, source=str(weights))
     elif "config" in checkpoint:
         config = config_from_dict(checkpoint["config"], default_source=str(weights))
-        if overrides:
-            raise YolactError(f"{weights}: key=value overrides need --config (the checkpoint's config is fixed)")
     else:
         config = load_config("coco", overrides)
     num_classes = num_classes_in_state(state) or config.model.num_classes
@@ -69,10 +70,12 @@ def load_model_for_inference(weights: Path, *, config_name: Optional[str], overr
         load_model_weights(model, state)
     except YolactError as error:
         raise YolactError(f"{weights}: does not fit the config's model ({error})") from None
-    class_names = list(checkpoint.get("class_names") or fallback_class_names or
-                       [f"class_{i}" for i in range(num_classes)])
-    if len(class_names) != num_classes:
-        class_names = [f"class_{i}" for i in range(num_classes)]
+    class_names, category_ids, source = resolve_class_names(
+        num_classes, stored_names=checkpoint.get("class_names") or fallback_class_names,
+        stored_ids=checkpoint.get("category_ids"),
+        annotation_files=(config.data.val_annotations, config.data.train_annotations))
+    if source not in ("checkpoint", "none"):
+        logger.info(f"{weights}: no class names stored; using those of {source}")
     model.to(device).eval()
     return LoadedModel(model=model, config=config, class_names=class_names,
-                       category_ids=checkpoint.get("category_ids"), checkpoint_path=Path(weights))
+                       category_ids=category_ids, checkpoint_path=Path(weights))

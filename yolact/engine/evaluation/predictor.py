@@ -17,13 +17,13 @@ import cv2
 import numpy as np
 import torch
 from pycocotools import mask as mask_utils
-from tqdm import tqdm
 
 from yolact.engine.evaluation.coco_results import detections_to_coco_results, to_numpy, write_json_atomic
 from yolact.engine.evaluation.inference import predict_batch
 from yolact.errors import YolactError
 from yolact.utils.image_io import read_image
 from yolact.utils.output_folders import write_error
+from yolact.utils.progress import progress_bar
 from yolact.utils.video import LiveWindow, VideoSink, frame_rate, open_video, read_frames
 from yolact.utils.visualize import draw_detections, select_for_display
 
@@ -75,11 +75,13 @@ def predict_image(model: torch.nn.Module, postprocessor, image_bgr: np.ndarray, 
 
 
 def _drawn(image_bgr: np.ndarray, detections: Dict[str, Any], class_names: Sequence[str],
-           score_threshold: float, top_k: Optional[int]) -> np.ndarray:
+           score_threshold: float, top_k: Optional[int],
+           draw_options: Optional[Dict[str, Any]] = None) -> np.ndarray:
     """Draw the chosen detections, decoding only their RLE masks (memory stays small).
 
-    With YOLACT++ re-scoring the mask scores choose, order and label what is drawn, as the reference's.
-    """
+    With YOLACT++ re-scoring the mask scores choose, order and label what is drawn, as the
+    reference's. ``draw_options``: keyword arguments of :func:`draw_detections` (``draw_boxes``,
+    ``draw_text``, ``draw_scores``, ``alpha``)."""
     scores = detections.get("mask_scores", detections["scores"])
     chosen = select_for_display(scores, score_threshold=score_threshold, top_k=top_k)
     shown = {key: detections[key][chosen] for key in ("boxes", "labels")}
@@ -87,7 +89,7 @@ def _drawn(image_bgr: np.ndarray, detections: Dict[str, Any], class_names: Seque
     if "masks" in detections and len(chosen):
         rles = [detections["masks"][i] for i in chosen]
         shown["masks"] = mask_utils.decode(rles).transpose(2, 0, 1).astype(bool)  # (H, W, K') -> (K', H, W)
-    return draw_detections(image_bgr, shown, class_names, score_threshold=-np.inf)
+    return draw_detections(image_bgr, shown, class_names, score_threshold=-np.inf, **(draw_options or {}))
 
 
 def _record(file_name: str, image_bgr: np.ndarray, detections: Dict[str, Any], class_names: Sequence[str],
@@ -116,6 +118,7 @@ class _Job:
     score_threshold: float
     top_k: Optional[int]
     amp: str
+    draw_options: Optional[Dict[str, Any]] = None
 
     def process(self, image_bgr: np.ndarray, name: str, *, draw: bool, frame: Optional[int] = None):
         """-> (record, drawn picture or None) of one picture."""
@@ -123,7 +126,8 @@ class _Job:
                                    device=self.device, mask_format="rle", amp=self.amp)
         drawn = None
         if draw:
-            drawn = _drawn(image_bgr, detections, self.class_names, self.score_threshold, self.top_k)
+            drawn = _drawn(image_bgr, detections, self.class_names, self.score_threshold, self.top_k,
+                           self.draw_options)
         return _record(name, image_bgr, detections, self.class_names, frame), drawn
 
 
@@ -147,7 +151,7 @@ def _write_image(path: Path, image_bgr: np.ndarray) -> None:
 def run_on_image(in_path: Path, out_path: Optional[Path], *, model, postprocessor, input_size: int,
                  device: torch.device, class_names: Sequence[str], score_threshold: float = 0.0,
                  top_k: Optional[int] = None,
-                 amp: str = "off") -> List[Dict[str, Any]]:
+                 amp: str = "off", draw_options: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
     """Detect on the picture ``in_path``, draw the result to ``out_path`` (if given).
 
     Returns a one-record list (see the module docstring). An unreadable picture raises
@@ -157,7 +161,7 @@ def run_on_image(in_path: Path, out_path: Optional[Path], *, model, postprocesso
     image_bgr = _read_image(in_path)
     if image_bgr is None:
         raise YolactError(f"{in_path}: cannot read this image (missing file or unknown format)")
-    job = _Job(model, postprocessor, input_size, device, class_names, score_threshold, top_k, amp)
+    job = _Job(model, postprocessor, input_size, device, class_names, score_threshold, top_k, amp, draw_options)
     record, drawn = job.process(image_bgr, in_path.name, draw=out_path is not None)
     if out_path is not None:
         _write_image(Path(out_path), drawn)
@@ -185,7 +189,7 @@ def _output_names(paths: List[Path]) -> Dict[Path, str]:
 def run_on_folder(in_dir: Path, out_dir: Optional[Path], *, model, postprocessor, input_size: int,
                   device: torch.device, class_names: Sequence[str], score_threshold: float = 0.0,
                   top_k: Optional[int] = None, amp: str = "off",
-                  progress: bool = True) -> List[Dict[str, Any]]:
+                  progress: bool = True, draw_options: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
     """Detect on every picture of ``in_dir`` (sorted by name, not recursive).
 
     Each readable picture gives a record and, when ``out_dir`` is given, a PNG drawing named
@@ -198,9 +202,9 @@ def run_on_folder(in_dir: Path, out_dir: Optional[Path], *, model, postprocessor
     if out_dir is not None and Path(out_dir).resolve() == in_dir.resolve():
         raise YolactError(f"{out_dir}: the output folder must differ from the input folder")
     names = _output_names(paths)
-    job = _Job(model, postprocessor, input_size, device, class_names, score_threshold, top_k, amp)
+    job = _Job(model, postprocessor, input_size, device, class_names, score_threshold, top_k, amp, draw_options)
     records: List[Dict[str, Any]] = []
-    for path in tqdm(paths, desc="images", unit="img", disable=not progress):
+    for path in progress_bar(iterable=paths, desc="images", unit="img", disable=not progress):
         image_bgr = _read_image(path)
         if image_bgr is None:
             logger.warning(f"{path}: cannot read this image, skipped")
@@ -218,7 +222,7 @@ def run_on_video(source: Union[str, Path, int], out_path: Optional[Path], *, mod
                  input_size: int, device: torch.device, class_names: Sequence[str],
                  score_threshold: float = 0.0, top_k: Optional[int] = None,
                  amp: str = "off", max_frames: Optional[int] = None,
-                 progress: bool = True) -> List[Dict[str, Any]]:
+                 progress: bool = True, draw_options: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
     """Detect frame by frame on a video file or a webcam index (int).
 
     With ``out_path`` the drawn frames go to an mp4 (mp4v) at the source's frame rate;
@@ -229,8 +233,8 @@ def run_on_video(source: Union[str, Path, int], out_path: Optional[Path], *, mod
     name = f"webcam{source}" if isinstance(source, int) else Path(source).name
     sink = VideoSink(Path(out_path), frame_rate(capture)) if out_path is not None else None
     window = LiveWindow(f"YOLACT {name}") if out_path is None else None
-    job = _Job(model, postprocessor, input_size, device, class_names, score_threshold, top_k, amp)
-    frames = tqdm(read_frames(capture), desc="frames", unit="frame", disable=not progress)
+    job = _Job(model, postprocessor, input_size, device, class_names, score_threshold, top_k, amp, draw_options)
+    frames = progress_bar(iterable=read_frames(capture), desc="frames", unit="frame", disable=not progress)
     records: List[Dict[str, Any]] = []
     try:
         for index, frame in enumerate(frames):

@@ -27,7 +27,7 @@ from yolact.config import Config, config_to_dict
 from yolact.engine.checkpoint import CHECKPOINT_FORMAT, gather_rng_states, save_atomic
 from yolact.engine.train.run_folder import LAST_CHECKPOINT
 
-__all__ = ["HookBase", "Checkpointer", "BestCheckpointer", "hook_states", "unwrap"]
+__all__ = ["HookBase", "Checkpointer", "BestCheckpointer", "checkpoints_to_prune", "hook_states", "unwrap"]
 
 logger = logging.getLogger("yolact")
 
@@ -74,13 +74,14 @@ class Checkpointer(HookBase):
 
     ``last.pth`` is rewritten atomically at every save and at the end of training (also after a
     signal or the non-finite stop, not after an error); every ``save_interval`` a copy
-    ``iter_<iteration>.pth`` is kept.
+    ``iter_<iteration>.pth`` is kept, the newest ``keep_checkpoints`` of them (0: all).
     """
 
     def __init__(self, run_dir: Optional[Path], *, config: Config, class_names: List[str], category_ids: List[int],
-                 save_interval: int, enabled: bool = True):  # run_dir None on ranks other than 0
+                 save_interval: int, enabled: bool = True, keep_checkpoints: int = 0):  # run_dir None off rank 0
         self.weights_dir = Path(run_dir) / "weights" if run_dir is not None else None
         self.config, self.class_names, self.category_ids = config, class_names, category_ids
+        self.keep_checkpoints = keep_checkpoints
         self.save_interval, self.enabled = save_interval, enabled and self.weights_dir is not None
         if self.enabled and self.weights_dir.is_dir():
             for stale in self.weights_dir.glob(".*.tmp*"):  # left by a process killed mid-write
@@ -129,6 +130,8 @@ class Checkpointer(HookBase):
         if self.save_interval and iteration % self.save_interval == 0 and iteration < trainer.max_iter:
             self.save(trainer, f"iter_{iteration:07d}.pth")
             logger.debug(f"checkpoint at iteration {iteration}")
+            for path in checkpoints_to_prune(self.weights_dir, self.keep_checkpoints) if self.enabled else ():
+                path.unlink()
 
     def after_train(self, trainer) -> None:
         if not trainer.state.crashed:
@@ -161,6 +164,16 @@ class BestCheckpointer(HookBase):
 
 def _device_of(trainer) -> torch.device:
     return torch.device(getattr(trainer, "device", "cpu"))
+
+
+def checkpoints_to_prune(weights_dir: Path, keep: int) -> List[Path]:
+    """The periodic ``iter_*.pth`` files of ``weights_dir`` beyond the newest ``keep`` (0 keeps all).
+
+    Newest means the highest iteration in the name; best.pth and last.pth (whatever file they
+    share bytes with) are never in the list.
+    """
+    periodic = sorted(Path(weights_dir).glob("iter_*.pth"))  # zero-padded: name order is iteration order
+    return periodic[:-keep] if keep > 0 else []
 
 
 def _replace_with_link(source: Path, target: Path) -> None:

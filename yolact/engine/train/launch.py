@@ -17,6 +17,7 @@ from yolact.engine.train.hooks import BestCheckpointer, Checkpointer
 from yolact.engine.train.monitor import TrainMonitor
 from yolact.engine.train.run_folder import (create_run_folder, find_resume_checkpoint, last_checkpoint_note,
                                            plan_run_folder)
+from yolact.engine.train.schedule_check import warn_about_schedule
 from yolact.engine.train.trainer import TrainState, Trainer
 from yolact.engine.train.validation_hook import ValidationHook, make_evaluate_fn, make_visualize_fn
 from yolact.errors import YolactError
@@ -85,6 +86,8 @@ def _train(config, config_name, run_name, checkpoint, final_eval, device, dist_i
     config, train_set, val_set = _prepare_datasets(config, dist_info, final_eval)
     if train_cfg.batch_size % dist_info.world_size:
         raise YolactError(f"train.batch_size={train_cfg.batch_size} is not divisible by {dist_info.world_size} processes")
+    if dist_info.is_main:
+        warn_about_schedule(config)
     hooks = _make_hooks(config, run_dir, train_set, val_set, device, dist_info, final_eval)
     for hook in hooks if checkpoint is not None else ():
         hook.load_state_dict(checkpoint.get("hooks", {}).get(type(hook).__name__, {}))
@@ -127,7 +130,7 @@ def _make_hooks(config: Config, run_dir, train_set, val_set, device, dist_info, 
     ema = build_ema_hook(config)
     checkpointer = Checkpointer(run_dir, config=config, class_names=train_set.class_names,
                                 category_ids=train_set.category_ids, save_interval=train_cfg.save_interval,
-                                enabled=is_main)
+                                enabled=is_main, keep_checkpoints=train_cfg.keep_checkpoints)
     hooks = [checkpointer]
     if val_set is not None:
         postprocessor = build_postprocessor(config)
@@ -140,7 +143,8 @@ def _make_hooks(config: Config, run_dir, train_set, val_set, device, dist_info, 
                                       val_set, device, train_cfg.val_max_images, gather=dist_info.distributed),
             visualize=make_visualize_fn(postprocessor, val_set, device, train_cfg.val_visualize if is_main else 0)))
         hooks.append(BestCheckpointer(checkpointer))
-    hooks.append(TrainMonitor(run_dir, log_interval=train_cfg.log_interval, enabled=is_main))
+    hooks.append(TrainMonitor(run_dir, log_interval=train_cfg.log_interval, enabled=is_main, plots=train_cfg.plots,
+                              labels_dataset=train_set))
     val_images = min(len(val_set), train_cfg.val_max_images or len(val_set)) if val_set is not None else 0
     # the same final_eval on every rank (rank 0 evaluates; the plans must agree)
     budget = build_time_budget_hook(config, val_images=val_images, final_eval=final_eval)

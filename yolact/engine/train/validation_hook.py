@@ -2,7 +2,7 @@
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import cv2
 import numpy as np
@@ -18,12 +18,15 @@ logger = logging.getLogger("yolact")
 
 @dataclass
 class ValidationResult:
-    """One validation: COCO metrics ("bbox/AP", "segm/AP", ...), the COCOeval summary text with
-    the per-class table, and (3,H,W) uint8 RGB pictures of predictions."""
+    """One validation: COCO metrics ("bbox/AP", "segm/AP", ..., per class "segm/AP/<name>"), the
+    COCOeval summary text with the per-class table, (3,H,W) uint8 RGB pictures (ground truth
+    beside predictions), and ``details`` for the plots: ``pr_curves`` {iou type: (precision,
+    scores) (R,K)}, ``confusion`` (C+1,C+1) counts, ``class_names``."""
     iteration: int
     metrics: Dict[str, float]
     summary: str = ""
     images: List[np.ndarray] = field(default_factory=list)
+    details: Dict[str, Any] = field(default_factory=dict)
 
 
 class ValidationHook(HookBase):
@@ -34,7 +37,7 @@ class ValidationHook(HookBase):
     ``max_iter`` (not after a stop or an error).
 
     Args:
-        evaluate: ``evaluate(model) -> (metrics, summary text)``.
+        evaluate: ``evaluate(model) -> (metrics, summary text[, details])``.
         visualize: ``visualize(model) -> [(3,H,W) uint8 RGB]``.
         model_source: ``model_source(trainer) -> model`` to evaluate (default: the bare trained
             model; the weight average of :class:`~yolact.engine.train.ema.EmaHook` when on).
@@ -48,8 +51,9 @@ class ValidationHook(HookBase):
     def run(self, trainer) -> ValidationResult:
         """Validate the bare model now; the model is back in training mode afterwards."""
         model = self.model_source(trainer) if self.model_source is not None else unwrap(trainer.model)
-        metrics, summary = self.evaluate(model)
-        result = ValidationResult(trainer.state.iteration, metrics, summary, self.visualize(model))
+        metrics, summary, *details = self.evaluate(model)
+        result = ValidationResult(trainer.state.iteration, metrics, summary, self.visualize(model),
+                                  details[0] if details else {})
         unwrap(trainer.model).train()
         trainer.state.validation = result
         return result
@@ -67,33 +71,47 @@ class ValidationHook(HookBase):
 
 def make_evaluate_fn(postprocessor, val_loader, val_set, device: torch.device, max_images: Optional[int],
                      gather: bool = False) -> Callable:
-    """``evaluate(model) -> ({"bbox/AP": ..., "segm/AP": ...}, summary text)`` with pycocotools' COCOeval.
+    """``evaluate(model) -> (metrics, summary text, details)`` with pycocotools' COCOeval.
 
-    With ``gather`` (torchrun) ``val_loader`` is this rank's shard and every rank gets the
-    metrics of all images (see :func:`~yolact.engine.evaluation.evaluator.evaluate`).
+    ``metrics``: "bbox/AP", "segm/AP", ... and per-class "bbox/AP/<class name>" (classes with
+    ground truth); ``details`` as :class:`ValidationResult` documents. With ``gather`` (torchrun)
+    ``val_loader`` is this rank's shard and every rank gets the metrics of all images (see
+    :func:`~yolact.engine.evaluation.evaluator.evaluate`).
     """
+    from yolact.engine.evaluation.confusion import confusion_matrix
     from yolact.engine.evaluation.evaluator import evaluate as run_evaluation
+
+    names = {int(c): str(name) for c, name in zip(val_set.category_ids, val_set.class_names)}
 
     def evaluate(model: torch.nn.Module):
         result = run_evaluation(model, postprocessor, val_loader, val_set, device=device, max_images=max_images,
                                 progress=False, gather=gather)
-        return dict(result.metrics), result.summary_text + "\n" + result.per_class_table
+        metrics = dict(result.metrics)
+        for iou_type, per_class in result.per_class_ap.items():
+            metrics.update({f"{iou_type}/AP/{names.get(c, c)}": ap for c, ap in per_class.items() if ap == ap})
+        details = {"pr_curves": result.pr_curves, "class_names": list(val_set.class_names)}
+        if result.summary_text:
+            details["confusion"] = confusion_matrix(val_set.coco, result.results, result.image_ids,
+                                                    val_set.category_ids)
+        return metrics, result.summary_text + "\n" + result.per_class_table, details
 
     return evaluate
 
 
 def make_visualize_fn(postprocessor, val_set, device: torch.device, count: int) -> Callable:
-    """``visualize(model) -> [(3,H,W) uint8 RGB]``: the first ``count`` val images with predictions."""
+    """``visualize(model) -> [(3,H,W) uint8 RGB]``: the first ``count`` val images, ground truth
+    (left) beside the predictions scoring at least 0.3 (right)."""
     from yolact.engine.evaluation.predictor import predict_image
-    from yolact.utils.visualize import draw_detections, to_chw_rgb
+    from yolact.utils.visualize import draw_detections, draw_ground_truth, to_chw_rgb
 
+    image_ids = list(val_set.image_ids[:count])
     paths: List[Path] = []
-    for image_id in val_set.image_ids[:count]:
+    for image_id in image_ids:
         paths.append(Path(val_set.image_dir) / val_set.coco.imgs[image_id]["file_name"])
 
     def visualize(model: torch.nn.Module) -> List[np.ndarray]:
         pictures = []
-        for path in paths:
+        for image_id, path in zip(image_ids, paths):
             image_bgr = read_image(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
             if image_bgr is None:
                 logger.warning(f"{path}: unreadable, not drawn")
@@ -101,7 +119,10 @@ def make_visualize_fn(postprocessor, val_set, device: torch.device, count: int) 
             detections = predict_image(model, postprocessor, image_bgr, input_size=val_set_input_size(val_set),
                                        device=device)
             drawn = draw_detections(image_bgr, detections, val_set.class_names, score_threshold=0.3)
-            pictures.append(to_chw_rgb(drawn))
+            truth = draw_ground_truth(image_bgr, val_set.coco.imgToAnns.get(image_id, []), val_set.category_ids,
+                                      val_set.class_names)
+            gap = np.full((image_bgr.shape[0], 4, 3), 255, dtype=np.uint8)
+            pictures.append(to_chw_rgb(np.concatenate([truth, gap, drawn], axis=1)))
         return pictures
 
     return visualize
