@@ -6,6 +6,7 @@ import train
 from tests.engine.tiny_run import make_tiny_shapes, tiny_overrides
 from yolact.engine.checkpoint import load_checkpoint
 from yolact.engine.evaluation.model_loading import load_model_for_inference
+from yolact.engine.train import launch
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +22,27 @@ def test_small_recipe_trains_a_few_iterations(shapes_root, tmp_path):
     assert last["iteration"] == 4 and "hooks" not in last
 
 
-def test_time_budget_with_ema_plans_and_eval_loads_the_average(shapes_root, tmp_path):
+class StepClock:
+    """Advances 0.4 s at each reading: the 3 s budget runs out within the run's 4 iterations on
+    any machine, before the measured plan (which needs 13), so the hook adopts its stop plan."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 0.4
+        return self.now
+
+
+def test_time_budget_with_ema_plans_and_eval_loads_the_average(shapes_root, tmp_path, monkeypatch):
+    real_builder = launch.build_time_budget_hook
+
+    def with_step_clock(*args, **kwargs):
+        hook = real_builder(*args, **kwargs)
+        hook.clock = StepClock()
+        return hook
+
+    monkeypatch.setattr(launch, "build_time_budget_hook", with_step_clock)
     overrides = tiny_overrides(shapes_root, tmp_path, **{"train.time": 0.05, "train.ema_decay": 0.9,
                                                          "train.ema_tau": 0, "train.lr_schedule": "cosine",
                                                          "train.optimizer": "adamw",

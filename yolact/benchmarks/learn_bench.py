@@ -32,7 +32,7 @@ def _data_overrides(train_dir: Path, val_dir: Path) -> List[str]:
 def bench_learn(args, device, config_for) -> Tuple[List[dict], List[str], List[str]]:
     """Train ``args.config`` (a recipe) on ``args.train`` for ``args.budget`` minutes; one row."""
     from yolact.engine.train.launch import launch_training
-    from yolact.engine.train.run_folder import new_run_folder
+    from yolact.engine.train.run_folder import plan_run_folder
 
     if not args.train or not args.val:
         raise YolactError("learn needs --train DIR and --val DIR")
@@ -40,7 +40,7 @@ def bench_learn(args, device, config_for) -> Tuple[List[dict], List[str], List[s
                  f"train.seed={args.seed}", f"train.device={device}", *args.overrides]
     config = load_config(args.config, overrides)
     stem = Path(args.config).stem
-    run_dir = new_run_folder(Path(config.train.output_dir), f"learn-{stem}-seed{args.seed}")
+    run_dir = plan_run_folder(Path(config.train.output_dir), f"learn-{stem}-seed{args.seed}")
     start = time.perf_counter()
     launch_training(config, config_name=args.config, run_name=run_dir.name, overrides=overrides)
     wall_s = time.perf_counter() - start
