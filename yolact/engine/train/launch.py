@@ -1,4 +1,5 @@
 """``train.py``'s engine: build everything from the config, resume, then run the trainer with its hooks."""
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -213,7 +214,8 @@ def _run_trainer(trainer: Trainer, run_dir: Optional[Path], created: bool) -> Tr
     except YolactError as error:
         for hook in trainer.hooks:  # a failed final save skipped the monitor's own close (bar, train.log)
             if isinstance(hook, TrainMonitor):
-                hook.close()
+                with contextlib.suppress(OSError):  # on a full disk its last metrics.csv rewrite fails too
+                    hook.close()
         if created and not any((run_dir / "weights").glob("*.pth")):
             remove_folder(run_dir)
         if isinstance(error, OutputWriteError):
