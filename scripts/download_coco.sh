@@ -5,6 +5,8 @@
 # About 19 GB of zips (18 GB train, 0.8 GB val, 0.25 GB annotations) and 20 GB unpacked.
 # Downloads resume where they stopped (wget -c / curl -C -); finished steps are remembered with
 # marker files in data/coco/downloads/, so running the script again only does what is left.
+# Each zip is checked against the SHA-1 the COCO site publishes before it is unpacked; a
+# mismatch removes the download and stops (run the script again to fetch it anew).
 # Usage: scripts/download_coco.sh [DEST]   (DEST defaults to data/coco next to this script;
 #        set COCO_BASE_URL to use a mirror of images.cocodataset.org)
 set -euo pipefail
@@ -17,6 +19,29 @@ if ! command -v unzip >/dev/null 2>&1; then
     echo "error: unzip is not installed" >&2
     exit 1
 fi
+
+declare -A SHA1=(  # as published for the COCO 2017 zips
+    [annotations_trainval2017.zip]=8551ee4bb5860311e79dace7e79cb91e432e78b3
+    [val2017.zip]=4950dc9d00dbe1c933ee0170f5797584351d2a41
+    [train2017.zip]=10ad623668ab00c62c096f0ed636d6aff41faca5
+)
+
+verify() {  # verify FILE: its SHA-1 against the published one, checked once
+    local file="$1" name expected actual
+    name="$(basename "$file")"
+    expected="${SHA1[$name]}"
+    if [ -e "$file.verified" ]; then
+        return
+    fi
+    echo "checking the SHA-1 of $name"
+    actual="$(sha1sum "$file" | cut -d' ' -f1)"
+    if [ "$actual" != "$expected" ]; then
+        rm -f "$file" "$file.complete"
+        echo "error: $file: SHA-1 $actual, expected $expected; the file was removed, run the script again" >&2
+        exit 2
+    fi
+    touch "$file.verified"
+}
 
 fetch() {  # fetch URL FILE: resumable download, skipped once complete
     local url="$1" file="$2"
@@ -42,6 +67,7 @@ unpack() {  # unpack ZIP: unzip into DEST once (an interrupted unzip is redone)
         echo "$(basename "$zip") already unpacked"
         return
     fi
+    verify "$zip"
     echo "unpacking $(basename "$zip")"
     unzip -q -o "$zip" -d "$DEST"
     touch "$zip.unpacked"
