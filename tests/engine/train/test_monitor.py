@@ -81,3 +81,25 @@ def test_train_log_starts_with_a_header_and_lines_have_timestamps(tmp_path):
         "T command", "T versions", "T device", "T iterations"]
     assert f"torch {torch.__version__}" in lines[1] and "device: cpu (" in lines[2]
     assert all(re.match(stamp + " ", line) for line in lines) and lines[-1].split(" ", 2)[2].startswith("iter 2:")
+
+
+def test_the_bar_follows_a_replanned_length(tmp_path):
+    """train.time re-plans ``trainer.max_iter`` during the run: the bar's total follows it."""
+    from tests.engine.train.test_trainer import make_trainer
+    from yolact.engine.train.hooks import HookBase
+
+    class Replan(HookBase):  # what the time budget does after its warm-up
+        def after_step(self, trainer):
+            if trainer.state.iteration == 1:
+                trainer.max_iter = 3
+
+    monitor = TrainMonitor(tmp_path, log_interval=1, progress=True, plots=False)
+    totals = []
+
+    class Watch(HookBase):
+        def after_step(self, trainer):
+            totals.append(monitor.bar.total)
+
+    trainer = make_trainer(hooks=[Replan(), monitor, Watch()], max_iter=5)
+    trainer.train()
+    assert totals == [3, 3, 3] and trainer.state.iteration == 3

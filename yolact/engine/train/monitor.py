@@ -70,6 +70,8 @@ class TrainMonitor(HookBase):
             self._plot(write_labels_plot, self.run_dir / "plots", self.labels_dataset)
 
     def after_step(self, trainer) -> None:
+        if self.bar is not None and self.bar.total != trainer.max_iter:  # train.time re-planned the run
+            self.bar.total = trainer.max_iter
         scalars = dict(trainer.last_scalars)
         data_time, step_time = scalars.pop("data_time", 0.0), scalars.pop("step_time", 0.0)
         self.log_step(trainer.state.iteration - 1, scalars, data_time, step_time)
