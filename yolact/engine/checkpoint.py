@@ -134,7 +134,9 @@ def _from_all_devices(state: Dict[str, Any], device: torch.device) -> Dict[str, 
     state = dict(state)
     all_devices = state.pop("cuda", None)
     if device.type == "cuda" and all_devices is not None:
-        index = device.index if device.index is not None else torch.cuda.current_device()
+        # a single process on plain ``cuda`` runs on the default device 0 (this program never
+        # changes it; CUDA_VISIBLE_DEVICES picks the GPU); torchrun's ranks have an index
+        index = device.index if device.index is not None else 0
         if index < len(all_devices):
             state["cuda"] = all_devices[index]
     return state
