@@ -1,5 +1,5 @@
-"""The recipes' resolved values: coco.yaml is the reference's recipe, shapes.yaml is unchanged by
-its move onto small.yaml, and the new short-schedule tools are off unless a recipe turns them on."""
+"""The recipes' resolved values: coco.yaml is the reference's recipe, small.yaml the measured
+short-schedule recipe (README "Benchmarks"), shapes.yaml small.yaml plus its data and a time budget."""
 import pytest
 
 from yolact.config import config_to_dict, load_config
@@ -32,21 +32,21 @@ COCO = {
               "log_interval": 20, **RUN, **TOOLS_OFF},
 }
 
-# shapes.yaml as resolved before small.yaml existed (commit 8981355), but for train.amp: auto,
-# which is off on a CPU (bf16/fp16 on CUDA), and the uint8 image transfer (off)
+# shapes.yaml: small.yaml's measured recipe (AdamW, cosine, YOLACT++'s anchors) with a 10-minute budget
 SHAPES = {
     "model": {"backbone": {"block": "basic", "layers": [1, 1, 1, 1], "pretrained": None, "dcn_layers": [0, 0, 0, 0],
                            "dcn_interval": 1},
               "num_classes": None, "input_size": 160, "fpn_channels": 64, "proto_channels": 64, "head_channels": 64,
               "num_prototypes": 16, "anchor_scales": [16, 32, 64, 128, 256], "anchor_aspect_ratios": [1.0, 0.5, 2.0],
-              "use_square_anchors": True, "anchor_octave_scales": 1, "use_maskiou": False,
+              "use_square_anchors": False, "anchor_octave_scales": 3, "use_maskiou": False,
               "maskiou_channels": [8, 16, 32, 64, 128], "init_weights": None},
     "loss": LOSS,
     "postprocess": POSTPROCESS,
-    "train": {"batch_size": 8, "lr": 0.005, "momentum": 0.9, "weight_decay": 5e-4, "warmup_init_lr": 1e-4,
-              "warmup_iters": 100, "lr_steps": [1800, 2200], "gamma": 0.1, "max_iter": 2400, "autoscale": False,
+    "train": {"batch_size": 8, "lr": 0.002, "momentum": 0.9, "weight_decay": 0.05, "warmup_init_lr": 1e-4,
+              "warmup_iters": 500, "lr_steps": [], "gamma": 0.1, "max_iter": 2400, "autoscale": False,
               "save_interval": 800, "val_interval": 800, "val_max_images": None, "log_interval": 10,
-              **RUN, "amp": "auto", **TOOLS_OFF},
+              **RUN, "amp": "auto", **TOOLS_OFF, "optimizer": "adamw", "no_decay_norm_bias": True,
+              "lr_schedule": "cosine", "warmup_fraction": 0.05, "time": 10.0},
     "data": {"train_images": "data/shapes/train", "train_annotations": "data/shapes/annotations/instances_train.json",
              "val_images": "data/shapes/val", "val_annotations": "data/shapes/annotations/instances_val.json",
              "make_shapes": True, "keep_empty": False,
@@ -62,14 +62,15 @@ def test_coco_is_the_reference_recipe(section):
 
 
 @pytest.mark.parametrize("section", ["model", "loss", "postprocess", "train", "data"])
-def test_shapes_resolves_as_before(section):
+def test_shapes_is_the_small_recipe_with_a_time_budget(section):
     assert config_to_dict(load_config("shapes"))[section] == SHAPES[section]
 
 
 def test_small_is_shapes_without_the_shapes_data():
     small, shapes = config_to_dict(load_config("small")), config_to_dict(load_config("shapes"))
-    for section in ("model", "loss", "postprocess", "train"):
+    for section in ("model", "loss", "postprocess"):
         assert small[section] == shapes[section]
+    assert small["train"] == {**shapes["train"], "time": None}  # the user sets the budget
     assert small["data"]["make_shapes"] is False
     assert small["data"]["train_annotations"] == "data/custom/train/annotations.json"
     for key in ("augment", "keep_empty", "num_workers", "pin_memory", "persistent_workers"):

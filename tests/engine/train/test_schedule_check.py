@@ -23,7 +23,8 @@ def test_max_iter_below_warmup_and_steps_beyond_the_end():
 def test_warnings_use_the_autoscaled_schedule(caplog):
     config = load_config("shapes", ["train.max_iter=60", "train.warmup_iters=100", "train.lr_steps=[1800,2200]",
                                     "train.batch_size=16", "train.autoscale=true", "train.val_interval=0",
-                                    "train.save_interval=10"])
+                                    "train.save_interval=10", "train.lr_schedule=step",
+                                    "train.warmup_fraction=null"])
     logger = logging.getLogger("yolact")
     logger.addHandler(caplog.handler)
     try:
@@ -35,3 +36,14 @@ def test_warnings_use_the_autoscaled_schedule(caplog):
         "train.lr_steps [900, 1100] are at or beyond max_iter=30: those decays never happen"]
     messages = list(dict.fromkeys(r.getMessage() for r in caplog.records))  # once even if propagated too
     assert messages == [f"schedule (after autoscaling to the batch size): {p}" for p in problems]
+
+
+def test_cosine_with_a_warmup_fraction_ignores_lr_steps_and_warmup_iters():
+    config = load_config("shapes", ["train.max_iter=60", "train.warmup_iters=100", "train.lr_steps=[1800,2200]",
+                                    "train.lr_schedule=cosine", "train.warmup_fraction=0.05",
+                                    "train.val_interval=0", "train.save_interval=0"])
+    assert warn_about_schedule(config) == []
+    assert warn_about_schedule(load_config("shapes", ["train.max_iter=60", "train.lr_schedule=cosine",
+                                                      "train.warmup_fraction=null", "train.warmup_iters=100",
+                                                      "train.val_interval=0", "train.save_interval=0"])) == [
+        "train.warmup_iters=100 is not below max_iter=60: the learning rate never reaches train.lr"]

@@ -148,6 +148,15 @@ def test_a_resumed_run_keeps_its_plan_and_the_time_spent(tmp_path):
     assert resumed.elapsed() == pytest.approx(60.0)
 
 
+def test_a_config_shorter_than_the_measuring_still_gets_a_plan():
+    clock = FakeClock()
+    hook = budget_hook(clock)
+    trainer = make_trainer(hooks=[hook, StepCost(clock, lambda it: 0.5), validation(clock)], max_iter=5)
+    trainer.train()
+    # max_iter 5 would end before the 13 steps the plan needs; the plan is that of max_iter 100's run
+    assert hook.plan.max_iter == trainer.state.iteration == 116 and clock.now == 60.0
+
+
 def test_invalid_budget_is_refused():
     with pytest.raises(ValueError, match="positive"):
         budget_hook(FakeClock(), minutes=0.0)

@@ -35,7 +35,10 @@ def warn_about_schedule(config: Config) -> List[str]:
 
     _, max_iter, lr_steps = _scaled_schedule(config)
     train_cfg = config.train
-    problems = schedule_warnings(max_iter=max_iter, warmup_iters=train_cfg.warmup_iters, lr_steps=lr_steps,
+    # lr_steps only act in the step schedule; a warmup_fraction replaces warmup_iters
+    lr_steps = lr_steps if train_cfg.lr_schedule == "step" else []
+    warmup_iters = train_cfg.warmup_iters if train_cfg.warmup_fraction is None else 0
+    problems = schedule_warnings(max_iter=max_iter, warmup_iters=warmup_iters, lr_steps=lr_steps,
                                  val_interval=train_cfg.val_interval, save_interval=train_cfg.save_interval)
     scaled = " (after autoscaling to the batch size)" if max_iter != train_cfg.max_iter else ""
     for problem in problems:

@@ -69,6 +69,8 @@ class TimeBudgetHook(HookBase):
         self._fastest_step_s, self._session_turns = float("inf"), 0
         self._skip_left, self._seen_validation = self.skip_steps, trainer.state.validation
         self._first_iteration = trainer.state.iteration
+        if self.plan is None:  # a config max_iter shorter than the measuring must not end the run unplanned
+            trainer.max_iter = max(trainer.max_iter, trainer.state.iteration + self.skip_steps + self.window + 1)
         if self.plan is not None:
             self._apply(trainer, self.plan)
             logger.info(f"time budget: resuming the plan of {self.plan.max_iter} iterations at "
