@@ -32,7 +32,7 @@ COCO = {
               "log_interval": 20, **RUN, **TOOLS_OFF},
 }
 
-# shapes.yaml: small.yaml's measured recipe (AdamW, cosine, YOLACT++'s anchors) with a 10-minute budget
+# shapes.yaml: small.yaml's measured recipe (AdamW, cosine, YOLACT++'s anchors, mosaic) with a 10-minute budget
 SHAPES = {
     "model": {"backbone": {"block": "basic", "layers": [1, 1, 1, 1], "pretrained": None, "dcn_layers": [0, 0, 0, 0],
                            "dcn_interval": 1},
@@ -51,7 +51,7 @@ SHAPES = {
              "val_images": "data/shapes/val", "val_annotations": "data/shapes/annotations/instances_val.json",
              "make_shapes": True, "keep_empty": False,
              "augment": {"photometric": True, "expand": False, "random_crop": False, "mirror": True,
-                         "min_box_size": 4.0, "scale_jitter": None, "mosaic_prob": 0.0, "copy_paste_prob": 0.0},
+                         "min_box_size": 4.0, "scale_jitter": None, "mosaic_prob": 0.5, "copy_paste_prob": 0.0},
              "num_workers": 1, "pin_memory": False, "persistent_workers": True, "uint8_images": False},
 }
 
