@@ -104,7 +104,7 @@ def test_learn_trains_within_the_budget_and_prints_ap(tmp_path, capsys):
 
     make_hard_shapes(tmp_path / "hard", style="a", num_train=6, num_val=3, seed=0)
     model = [word for word in tiny_overrides(tmp_path, tmp_path / "runs", **{"train.val_interval": 0})
-             if not word.startswith(("data.", "train.max_iter", "train.lr_steps"))]
+             if not word.startswith(("data.", "train.max_iter", "train.lr_steps", "train.time"))]
     out = tmp_path / "learn.json"
     hard = tmp_path / "hard"
     assert load_script().main(["learn", *model, "--budget", "0.1", "--train", str(hard / "train"),

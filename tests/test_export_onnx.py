@@ -24,7 +24,8 @@ from yolact.postprocess import YolactPostProcessor, fast_nms  # noqa: E402
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "export_onnx.py"
 TINY = ["model.backbone.layers=[1,1,1,1]", "model.backbone.block=basic", "model.backbone.pretrained=null",
         "model.input_size=64", "model.fpn_channels=16", "model.proto_channels=16", "model.head_channels=16",
-        "model.num_prototypes=8", "model.anchor_scales=[8,16,32,64,128]"]
+        "model.num_prototypes=8", "model.anchor_scales=[8,16,32,64,128]",
+        "model.anchor_octave_scales=1", "model.use_square_anchors=true"]  # the reference's anchors
 NUM_CLASSES, NUM_ANCHORS, PROTO_SIZE, NUM_PROTOS = 3, 258, 16, 8  # 3 anchors on 8x8, 4x4, 2x2, 1x1, 1x1
 
 

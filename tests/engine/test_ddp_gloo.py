@@ -28,6 +28,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# the optimizer and schedule single_process_losses replays, and images without a mosaic (whose
+# partner images each rank draws from its own generator)
+REFERENCE_SCHEDULE = {"train.optimizer": "sgd", "train.weight_decay": 5e-4, "train.no_decay_norm_bias": "false",
+                      "train.lr_schedule": "step", "train.warmup_fraction": "null", "data.augment.mosaic_prob": 0}
+
+
 def single_process_losses(overrides, iterations, config_name="shapes"):
     """What DDP should compute: per-rank losses on one image each, gradients averaged."""
     config = load_config(config_name, overrides)
@@ -64,7 +70,7 @@ def single_process_losses(overrides, iterations, config_name="shapes"):
 def test_two_gloo_processes_match_one_process(tmp_path):
     data_root = make_tiny_shapes(tmp_path / "shapes")
     overrides = tiny_overrides(data_root, tmp_path, **{"train.val_interval": 0, "train.max_iter": 3,
-                                                       "train.num_threads": 1})
+                                                       "train.num_threads": 1, **REFERENCE_SCHEDULE})
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
                "--master_port", str(free_port()), str(REPO / "train.py"), "--config", "shapes", "--name", "ddp",
                "--no-eval"] + overrides

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.test_ddp_gloo import free_port, single_process_losses
+from tests.engine.test_ddp_gloo import REFERENCE_SCHEDULE, free_port, single_process_losses
 from tests.engine.tiny_run import make_tiny_shapes, tiny_overrides
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,7 +20,7 @@ def test_two_gloo_processes_train_yolact_plus_like_one_process(tmp_path):
     data_root = make_tiny_shapes(tmp_path / "shapes")
     # the mask-IoU head of shapes_plus at 64: prototypes 16 -> 7 -> 3 -> 1
     overrides = tiny_overrides(data_root, tmp_path, **{"train.val_interval": 0, "train.max_iter": 3,
-                                                       "train.num_threads": 1})
+                                                       "train.num_threads": 1, **REFERENCE_SCHEDULE})
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                "--master_addr", "127.0.0.1", "--master_port", str(free_port()), str(REPO / "train.py"),
                "--config", "shapes_plus", "--name", "ddp", "--no-eval"] + overrides

@@ -40,7 +40,8 @@ def test_build_lr_schedule_reads_kind_and_warmup_fraction():
                                                                    "train.warmup_fraction=0.05"]))
     assert (schedule.kind, schedule.warmup_iters, schedule.total_iters, max_iter) == ("cosine", 120, 2400, 2400)
     assert schedule.final_lr_ratio == 0.01
-    assert build_lr_schedule(load_config("shapes"))[0].warmup_iters == 100
+    assert build_lr_schedule(load_config("shapes", ["train.warmup_fraction=null",
+                                                    "train.warmup_iters=100"]))[0].warmup_iters == 100
 
 
 class Net(nn.Module):

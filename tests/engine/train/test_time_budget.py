@@ -157,6 +157,25 @@ def test_a_config_shorter_than_the_measuring_still_gets_a_plan():
     assert hook.plan.max_iter == trainer.state.iteration == 116 and clock.now == 60.0
 
 
+def test_a_re_planned_interval_counts_from_the_last_validation():
+    """F_b0 of the learning benchmark validated at 661, 695 and 713 as the plan moved; now the next
+    validation is one interval after the last one."""
+    clock, seen = FakeClock(), []
+
+    class Replan(HookBase):
+        def after_step(self, trainer):
+            validation_hook.interval = {10: 12, 11: 11}.get(trainer.state.iteration, validation_hook.interval)
+
+    validation_hook = validation(clock, 0.0, interval=10)
+    evaluate = validation_hook.evaluate
+    validation_hook.evaluate = lambda model: (seen.append(trainer.state.iteration), evaluate(model))[1]
+    trainer = make_trainer(hooks=[validation_hook, Replan()], max_iter=40)
+    trainer.train()
+    # the interval ends at 11: 11 after 10, then 11 after 21, then the final one; the multiples of
+    # the moving interval would have validated at 10, 11, 22, 33 and 40
+    assert seen == [10, 21, 32, 40]
+
+
 def test_invalid_budget_is_refused():
     with pytest.raises(ValueError, match="positive"):
         budget_hook(FakeClock(), minutes=0.0)

@@ -47,6 +47,7 @@ class ValidationHook(HookBase):
                  final: bool = True, model_source: Optional[Callable] = None):
         self.interval, self.evaluate, self.visualize, self.final = interval, evaluate, visualize, final
         self.model_source = model_source
+        self._last = 0  # the iteration of the last periodic validation (or the start)
 
     def run(self, trainer) -> ValidationResult:
         """Validate the bare model now; the model is back in training mode afterwards."""
@@ -58,10 +59,20 @@ class ValidationHook(HookBase):
         trainer.state.validation = result
         return result
 
+    def before_train(self, trainer) -> None:
+        state = trainer.state
+        if state.validation is not None:
+            self._last = state.validation.iteration
+        else:  # where the interval's multiples put the last one (none yet: 0)
+            self._last = state.iteration - state.iteration % self.interval if self.interval else state.iteration
+
     def after_step(self, trainer) -> None:
+        """Validate ``interval`` iterations after the last validation: the multiples of a fixed
+        interval, and no burst of validations when ``train.time`` re-plans the interval."""
         iteration = trainer.state.iteration
-        if self.interval and iteration % self.interval == 0 and iteration < trainer.max_iter:
+        if self.interval and iteration - self._last >= self.interval and iteration < trainer.max_iter:
             self.run(trainer)
+            self._last = iteration
 
     def after_train(self, trainer) -> None:
         state = trainer.state
