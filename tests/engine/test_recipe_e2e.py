@@ -20,6 +20,9 @@ def test_small_recipe_trains_a_few_iterations(shapes_root, tmp_path):
     assert train.main(["--config", "small", "--name", "small"] + tiny_overrides(shapes_root, tmp_path)) == 0
     last = load_checkpoint(tmp_path / "small" / "weights" / "last.pth")
     assert last["iteration"] == 4 and "hooks" not in last
+    assert all("exp_avg_sq" in state for state in last["optimizer"]["state"].values())  # AdamW
+    decays = sorted(group["weight_decay"] for group in last["optimizer"]["param_groups"])
+    assert decays == [0.0, 0.05]  # norms and biases apart
 
 
 class StepClock:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import train
-from tests.engine.tiny_run import make_tiny_shapes, tiny_overrides
+from tests.engine.tiny_run import STEP_SCHEDULE, make_tiny_shapes, tiny_overrides
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -46,7 +46,8 @@ def scalar_tags(run_dir: Path):
 
 
 def test_training_writes_checkpoints_metrics_events_and_evaluates(shapes_root, tmp_path, capsys):
-    rc = train.main(["--config", "shapes", "--name", "tiny"] + tiny_overrides(shapes_root, tmp_path))
+    overrides = tiny_overrides(shapes_root, tmp_path, **STEP_SCHEDULE)
+    rc = train.main(["--config", "shapes", "--name", "tiny"] + overrides)
     assert rc == 0
     run_dir = tmp_path / "tiny"
     weights = sorted(p.name for p in (run_dir / "weights").iterdir())
@@ -93,9 +94,11 @@ def test_training_writes_checkpoints_metrics_events_and_evaluates(shapes_root, t
 
 
 def test_resume_continues_exactly(shapes_root, tmp_path):
-    common = tiny_overrides(shapes_root, tmp_path, **{"train.val_interval": 0, "train.max_iter": 4})
+    common = tiny_overrides(shapes_root, tmp_path,
+                            **{"train.val_interval": 0, "train.max_iter": 4, **STEP_SCHEDULE})
     assert train.main(["--config", "shapes", "--name", "straight", "--no-eval"] + common) == 0
-    first = tiny_overrides(shapes_root, tmp_path, **{"train.val_interval": 0, "train.max_iter": 2})
+    first = tiny_overrides(shapes_root, tmp_path,
+                           **{"train.val_interval": 0, "train.max_iter": 2, **STEP_SCHEDULE})
     assert train.main(["--config", "shapes", "--name", "split", "--no-eval"] + first) == 0
     assert train.main(["--config", "shapes", "--resume", str(tmp_path / "split"), "--no-eval",
                        "train.max_iter=4"]) == 0

@@ -14,6 +14,11 @@ def make_tiny_shapes(root: Path, num_train: int = 8, num_val: int = 4) -> Path:
     return root
 
 
+# the warmup-then-steps schedule that tiny_overrides' warmup_iters and lr_steps describe, for tests
+# of its exact learning rates or of a resume that lengthens max_iter (a cosine decay depends on it)
+STEP_SCHEDULE = {"train.lr_schedule": "step", "train.warmup_fraction": "null"}
+
+
 def tiny_overrides(data_root: Path, output_dir: Path, **extra) -> List[str]:
     """``key=value`` words for train.py: a few iterations of a tiny model on the tiny data."""
     values = {
