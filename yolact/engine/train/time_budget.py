@@ -71,7 +71,7 @@ class TimeBudgetHook(HookBase):
         self._first_iteration = trainer.state.iteration
         if self.plan is None:  # a config max_iter shorter than the measuring must not end the run unplanned
             trainer.max_iter = max(trainer.max_iter, trainer.state.iteration + self.skip_steps + self.window + 1)
-        if self.plan is not None:
+        else:
             self._apply(trainer, self.plan)
             logger.info(f"time budget: resuming the plan of {self.plan.max_iter} iterations at "
                         f"{trainer.state.iteration}, {self.spent_s / 60:.2f} of {self.budget_s / 60:.2f} min "
