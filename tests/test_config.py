@@ -82,6 +82,8 @@ def test_bad_key_in_file_names_file_key_and_suggestion(tmp_path, text, message):
     ("modle.input_size=3", r"unknown key 'modle' \(did you mean 'model'\?\)"),
     ("postprocess.nms=slow", r"key 'postprocess.nms' must be one of \['fast', 'cross_class', 'standard'\], got 'slow'"),
     ("train=3", r"key 'train' must be a mapping, got 3"),
+    ("data.num_workers=many", r"key 'data.num_workers' must be int or 'auto', got 'many'"),
+    ("data.num_workers=1.5", r"key 'data.num_workers' must be int or 'auto', got 1.5"),
 ])
 def test_bad_override_names_key(override, pattern):
     with pytest.raises(ConfigError, match=pattern):
@@ -98,3 +100,8 @@ def test_round_trip_through_dict_and_yaml():
     config = load_config("yolact_im700", ["train.grad_clip=10"])
     assert config_from_dict(config_to_dict(config)) == config
     assert "anchor_scales: [30, 61, 122, 244, 488]" in dump_config(config)
+
+
+@pytest.mark.parametrize("override, value", [("data.num_workers=auto", "auto"), ("data.num_workers=3", 3)])
+def test_int_or_literal_key_takes_either(override, value):
+    assert load_config("coco", [override]).data.num_workers == value

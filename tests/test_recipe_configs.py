@@ -52,7 +52,8 @@ SHAPES = {
              "make_shapes": True, "keep_empty": False,
              "augment": {"photometric": True, "expand": False, "random_crop": False, "mirror": True,
                          "min_box_size": 4.0, "scale_jitter": None, "mosaic_prob": 0.5, "copy_paste_prob": 0.0},
-             "num_workers": 1, "pin_memory": False, "persistent_workers": True, "uint8_images": False},
+             "num_workers": "auto", "pin_memory": False, "persistent_workers": True, "uint8_images": False,
+             "cache": True},
 }
 
 
@@ -73,5 +74,5 @@ def test_small_is_shapes_without_the_shapes_data():
     assert small["train"] == {**shapes["train"], "time": None}  # the user sets the budget
     assert small["data"]["make_shapes"] is False
     assert small["data"]["train_annotations"] == "data/custom/train/annotations.json"
-    for key in ("augment", "keep_empty", "num_workers", "pin_memory", "persistent_workers"):
+    for key in ("augment", "keep_empty", "num_workers", "pin_memory", "persistent_workers", "cache"):
         assert small["data"][key] == shapes["data"][key]

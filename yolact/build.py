@@ -12,7 +12,7 @@ from yolact.errors import YolactError
 
 __all__ = ["build_model", "build_criterion", "build_postprocessor", "build_dataset", "build_optimizer",
            "build_lr_schedule", "build_ema_hook", "build_time_budget_hook", "build_train_loader",
-           "build_val_loader", "with_num_classes", "BASE_BATCH_SIZE"]
+           "build_val_loader", "build_num_workers", "with_num_classes", "BASE_BATCH_SIZE"]
 
 BASE_BATCH_SIZE = 8  # the reference's default batch, the unit of autoscaling
 
@@ -120,7 +120,7 @@ def build_dataset(config: Config, split: str, *, train_transform: Optional[bool]
     # Evaluation keeps images without objects: their false positives count, as in COCOeval.
     keep_empty = data_cfg.keep_empty if split == "train" else True
     return CocoInstanceDataset(Path(image_dir), Path(annotations), transform=transform, keep_empty=keep_empty,
-                               mixer=mixer)
+                               mixer=mixer, cache=data_cfg.cache and split == "train")
 
 
 def _scaled_schedule(config: Config) -> Tuple[float, int, Tuple[int, ...]]:
@@ -198,24 +198,38 @@ def build_time_budget_hook(config: Config, *, val_images: int, final_eval: bool)
                           val_images=val_images, batch_size=train_cfg.batch_size, final_eval=final_eval)
 
 
+def build_num_workers(config: Config, device_type: str, *, world_size: int = 1) -> int:
+    """The worker processes of ``data.num_workers`` ("auto": per device, see :mod:`yolact.data.workers`)."""
+    from yolact.data.workers import resolve_num_workers
+
+    num_workers = config.data.num_workers
+    if num_workers != "auto" and num_workers < 0:
+        raise YolactError(f"data.num_workers must be >= 0 or \"auto\", got {num_workers}")
+    return resolve_num_workers(num_workers, device_type, processes_per_host=world_size)
+
+
 def build_train_loader(config: Config, dataset, *, batch_per_rank: int, start_iteration: int, rank: int = 0,
-                       world_size: int = 1, pin_memory: bool = False):
-    """The endless, resumable training loader of ``config`` (see :mod:`yolact.data.loader`)."""
+                       world_size: int = 1, pin_memory: bool = False, device_type: str = "cpu"):
+    """The endless, resumable training loader of ``config`` (see :mod:`yolact.data.loader`) for
+    training on a ``device_type`` device."""
     from yolact.data.loader import make_train_loader
 
     data_cfg = config.data
     return make_train_loader(dataset, batch_size=batch_per_rank, seed=config.train.seed,
                              start_iteration=start_iteration, rank=rank, world_size=world_size,
-                             num_workers=data_cfg.num_workers, pin_memory=pin_memory and data_cfg.pin_memory,
+                             num_workers=build_num_workers(config, device_type, world_size=world_size),
+                             pin_memory=pin_memory and data_cfg.pin_memory,
                              persistent_workers=data_cfg.persistent_workers)
 
 
-def build_val_loader(config: Config, dataset, *, rank: int = 0, world_size: int = 1, pin_memory: bool = False):
+def build_val_loader(config: Config, dataset, *, rank: int = 0, world_size: int = 1, pin_memory: bool = False,
+                     device_type: str = "cpu"):
     """The in-order validation loader used during training (at most 2 workers): this rank's
     shard of the first ``train.val_max_images`` images."""
     from yolact.data.loader import make_val_loader
 
-    return make_val_loader(dataset, num_workers=min(config.data.num_workers, 2), rank=rank, world_size=world_size,
+    num_workers = min(build_num_workers(config, device_type, world_size=world_size), 2)
+    return make_val_loader(dataset, num_workers=num_workers, rank=rank, world_size=world_size,
                            max_images=config.train.val_max_images, pin_memory=pin_memory and config.data.pin_memory)
 
 

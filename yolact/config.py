@@ -166,6 +166,12 @@ def _type_name(annotation) -> str:
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
+def _alternative_name(annotation) -> str:
+    if typing.get_origin(annotation) is typing.Literal:
+        return " or ".join(repr(arg) for arg in typing.get_args(annotation))
+    return _type_name(annotation)
+
+
 def _coerce(value: Any, annotation, key: str, source: str):
     """Check ``value`` against a schema annotation; ints are accepted for floats."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
@@ -174,7 +180,18 @@ def _coerce(value: Any, annotation, key: str, source: str):
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key, source)
+        for alternative in inner[:-1]:
+            try:
+                return _coerce(value, alternative, key, source)
+            except ConfigError:
+                pass
+        try:
+            return _coerce(value, inner[-1], key, source)
+        except ConfigError:
+            if len(inner) == 1:
+                raise
+            raise ConfigError(f"{source}: key '{key}' must be "
+                              f"{' or '.join(_alternative_name(a) for a in inner)}, got {value!r}") from None
     if origin is typing.Literal:
         if value is False and "off" in args:  # YAML 1.1 reads an unquoted off (train.amp=off) as false
             value = "off"

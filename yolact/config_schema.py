@@ -4,7 +4,7 @@ Defaults are those of the reference's ``yolact_base_config`` (SPEC §0, §8): Re
 550 on COCO 2017. YAML files in ``configs/`` override them (see ``yolact/config.py``).
 """
 from dataclasses import dataclass, field
-from typing import Literal, Optional, Tuple
+from typing import Literal, Optional, Tuple, Union
 
 __all__ = [
     "BackboneConfig", "ModelConfig", "LossConfig", "PostprocessConfig", "AugmentConfig",
@@ -145,8 +145,10 @@ class DataConfig:
     keep_empty: bool = False
     # training-time augmentation switches
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    # DataLoader worker processes
-    num_workers: int = 4
+    # DataLoader worker processes, or "auto": none when training on a CPU (the loading then runs in
+    # the training process, between steps, instead of competing with torch's threads for the
+    # cores; yolact/data/workers.py), on a GPU min(4, its CPUs - 1) per training process
+    num_workers: Union[int, Literal["auto"]] = 4
     # pin host memory for faster copies to the GPU
     pin_memory: bool = True
     # images leave the loaders as uint8 and are normalised on the device: 4x less data through
@@ -155,6 +157,10 @@ class DataConfig:
     uint8_images: bool = False
     # keep workers alive between epochs
     persistent_workers: bool = True
+    # keep the training images and masks decoded in memory after their first use (as Ultralytics'
+    # cache=ram; each worker holds its own copy); skipped with a warning when they would take
+    # over half the available memory
+    cache: bool = False
 
 
 @dataclass(frozen=True)

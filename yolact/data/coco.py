@@ -11,6 +11,7 @@ import torch
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
+from yolact.data.ram_cache import DecodedCache, available_memory_bytes, decoded_size_bytes
 from yolact.data.validation import ImageRecord, load_annotation_json, validate_coco
 from yolact.errors import YolactError
 from yolact.utils.image_io import read_image as read_image_file
@@ -75,6 +76,8 @@ class CocoInstanceDataset(torch.utils.data.Dataset):
         mixer: called as ``mixer(image_bgr, instances, rng, draw)`` before the transform, with
             ``draw(rng) -> (image_bgr, instances)`` reading a random image of the dataset
             (e.g. :class:`~yolact.data.mixing.SampleMixer`: mosaic, copy-paste); None: off.
+        cache: keep each image and its masks decoded in memory after the first use (see
+            :mod:`yolact.data.ram_cache`; off when they would take over half the free memory).
 
     Attributes:
         class_names: contiguous label i -> category name (categories sorted by id).
@@ -92,7 +95,7 @@ class CocoInstanceDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, image_dir, annotation_file, *, transform: Callable, keep_empty: bool = False,
-                 seed: int = 0, max_load_tries: int = 20, mixer: Optional[Callable] = None):
+                 seed: int = 0, max_load_tries: int = 20, mixer: Optional[Callable] = None, cache: bool = False):
         self.image_dir, self.annotation_file = Path(image_dir), Path(annotation_file)
         self.transform, self.seed, self.max_load_tries = transform, seed, max_load_tries
         self.mixer = mixer
@@ -106,6 +109,25 @@ class CocoInstanceDataset(torch.utils.data.Dataset):
         self.problems: List[str] = report.problems
         self._undecodable: set = set()
         self._log_summary(report)
+        self._cache: Optional[DecodedCache] = None
+        if cache:
+            sizes = [(record.height, record.width, record.num_instances) for record in self.records]
+            self._cache = DecodedCache.if_it_fits(self.annotation_file.name, decoded_size_bytes(sizes),
+                                                  available_memory_bytes())
+
+    def _image(self, index: int):
+        """:meth:`read_image` of image ``index``, from the cache when it is on."""
+        record = self.records[index]
+        if self._cache is None:
+            return self.read_image(record)
+        return self._cache.get(("image", index), lambda: self.read_image(record))
+
+    def _instances(self, index: int) -> Dict[str, np.ndarray]:
+        """:meth:`load_instances` of image ``index``, from the cache when it is on."""
+        record = self.records[index]
+        if self._cache is None:
+            return self.load_instances(record)
+        return self._cache.get(("instances", index), lambda: self.load_instances(record))
 
     def _log_summary(self, report) -> None:
         for problem in report.problems[:MAX_LOGGED_PROBLEMS]:
@@ -156,7 +178,7 @@ class CocoInstanceDataset(torch.utils.data.Dataset):
         index = key.index
         for _ in range(self.max_load_tries):
             if index not in self._undecodable:
-                image = self.read_image(self.records[index])
+                image = self._image(index)
                 if image is not None:
                     return index, image
                 self._undecodable.add(index)
@@ -167,7 +189,7 @@ class CocoInstanceDataset(torch.utils.data.Dataset):
     def draw_random(self, rng: np.random.Generator) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
         """(image (H, W, 3) uint8 BGR, instances) of an image drawn uniformly with ``rng``."""
         index, image = self._load_any(SampleKey(int(rng.integers(len(self.records)))), rng)
-        return image, self.load_instances(self.records[index])
+        return image, self._instances(index)
 
     def __getitem__(self, key: Union[int, SampleKey]):
         if not isinstance(key, SampleKey):
@@ -178,7 +200,7 @@ class CocoInstanceDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng([key.seed & 0xFFFFFFFF, key.epoch, key.index])
         index, image_bgr = self._load_any(key, rng)
         record = self.records[index]
-        instances = self.load_instances(record)
+        instances = self._instances(index)
         if self.mixer is not None:
             image_bgr, instances = self.mixer(image_bgr, instances, rng, self.draw_random)
         image, target = self.transform(image_bgr, instances, rng)

@@ -94,3 +94,26 @@ def test_a_disabled_checkpointer_prunes_nothing():
     saver = Checkpointer(None, config=load_config("shapes"), class_names=["a"], category_ids=[1], save_interval=1,
                          keep_checkpoints=1)
     make_trainer(hooks=[saver], max_iter=3).train()
+
+
+def test_a_re_planned_save_interval_counts_from_the_last_save(tmp_path):
+    """F_b0 of the learning benchmark saved at 661, 695 and 713 as train.time moved the interval."""
+    (tmp_path / "weights").mkdir()
+    saver = checkpointer(tmp_path, save_interval=4)
+
+    class Replan(HookBase):
+        def after_step(self, trainer):
+            saver.save_interval = {4: 6, 5: 5}.get(trainer.state.iteration, saver.save_interval)
+
+    make_trainer(hooks=[saver, Replan()], max_iter=16, lr=0.0).train()
+    # 5 after 4, then 5 after 9; the multiples of the moving interval would have saved at 4, 5, 10, 15
+    assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == [
+        "iter_0000004.pth", "iter_0000009.pth", "iter_0000014.pth", "last.pth"]
+
+
+def test_a_resumed_run_keeps_saving_at_the_multiples(tmp_path):
+    (tmp_path / "weights").mkdir()
+    trainer = make_trainer(hooks=[checkpointer(tmp_path, save_interval=4)], max_iter=10, lr=0.0)
+    trainer.state.iteration = 5
+    trainer.train()
+    assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == ["iter_0000008.pth", "last.pth"]

@@ -75,6 +75,8 @@ class Checkpointer(HookBase):
     ``last.pth`` is rewritten atomically at every save and at the end of training (also after a
     signal or the non-finite stop, not after an error); every ``save_interval`` a copy
     ``iter_<iteration>.pth`` is kept, the newest ``keep_checkpoints`` of them (0: all).
+    Like validation, a save comes ``save_interval`` iterations after the last one: the multiples
+    of a fixed interval, and no cluster of saves when ``train.time`` re-plans the interval.
     """
 
     def __init__(self, run_dir: Optional[Path], *, config: Config, class_names: List[str], category_ids: List[int],
@@ -83,6 +85,7 @@ class Checkpointer(HookBase):
         self.config, self.class_names, self.category_ids = config, class_names, category_ids
         self.keep_checkpoints = keep_checkpoints
         self.save_interval, self.enabled = save_interval, enabled and self.weights_dir is not None
+        self._last_save = 0  # the iteration of the last periodic save (or of the start)
         if self.enabled and self.weights_dir.is_dir():
             for stale in self.weights_dir.glob(".*.tmp*"):  # left by a process killed mid-write
                 stale.unlink()
@@ -125,9 +128,14 @@ class Checkpointer(HookBase):
             _replace_with_link(path, self.weights_dir / LAST_CHECKPOINT)
         return path
 
+    def before_train(self, trainer) -> None:
+        iteration = trainer.state.iteration  # resumed: where the interval's multiples put the last save
+        self._last_save = iteration - iteration % self.save_interval if self.save_interval else iteration
+
     def after_step(self, trainer) -> None:
         iteration = trainer.state.iteration
-        if self.save_interval and iteration % self.save_interval == 0 and iteration < trainer.max_iter:
+        if self.save_interval and iteration - self._last_save >= self.save_interval and iteration < trainer.max_iter:
+            self._last_save = iteration
             self.save(trainer, f"iter_{iteration:07d}.pth")
             logger.debug(f"checkpoint at iteration {iteration}")
             for path in checkpoints_to_prune(self.weights_dir, self.keep_checkpoints) if self.enabled else ():

@@ -8,6 +8,7 @@ from typing import Optional
 import torch
 
 from yolact.build import (build_criterion, build_dataset, build_ema_hook, build_lr_schedule, build_model,
+                          build_num_workers,
                           build_optimizer, build_postprocessor, build_time_budget_hook, build_train_loader,
                           build_val_loader, with_num_classes)
 from yolact.config import Config, apply_overrides, dump_config
@@ -140,7 +141,8 @@ def _make_hooks(config: Config, run_dir, train_set, val_set, device, dist_info, 
             model_source=ema.averaged_model if ema is not None else None,
             evaluate=make_evaluate_fn(postprocessor, build_val_loader(config, val_set, rank=dist_info.rank,
                                                                       world_size=dist_info.world_size,
-                                                                      pin_memory=device.type == "cuda"),
+                                                                      pin_memory=device.type == "cuda",
+                                                                      device_type=device.type),
                                       val_set, device, train_cfg.val_max_images, gather=dist_info.distributed),
             visualize=make_visualize_fn(postprocessor, val_set, device, train_cfg.val_visualize if is_main else 0)))
         hooks.append(BestCheckpointer(checkpointer))
@@ -184,9 +186,13 @@ def _make_trainer(config: Config, checkpoint, device, dist_info, train_set, hook
         train_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None,
             broadcast_buffers=not model.bn_frozen)
+    if config.data.num_workers == "auto" and dist_info.is_main:
+        workers = build_num_workers(config, device.type, world_size=dist_info.world_size)
+        logger.info(f"data.num_workers auto: {workers} worker processes on {device.type}"
+                    + (" (the loading runs in the training process, between steps)" if workers == 0 else ""))
     loader = build_train_loader(config, train_set, batch_per_rank=batch_per_rank, start_iteration=state.iteration,
                                 rank=dist_info.rank, world_size=dist_info.world_size,
-                                pin_memory=device.type == "cuda")
+                                pin_memory=device.type == "cuda", device_type=device.type)
     lr_at, max_iter = build_lr_schedule(config)
     return Trainer(model=train_model, criterion=build_criterion(config).to(device), optimizer=optimizer,
                    batches=iter(loader), device=device, lr_at=lr_at, max_iter=max_iter, amp=amp,
