@@ -94,8 +94,11 @@ def build_postprocessor(config: Config, *, nms: Optional[str] = None, score_thre
     )
 
 
-def build_dataset(config: Config, split: str, *, train_transform: Optional[bool] = None):
-    """The ``"train"`` or ``"val"`` dataset of ``config``, with the matching transform."""
+def build_dataset(config: Config, split: str, *, train_transform: Optional[bool] = None, loader_processes: int = 1):
+    """The ``"train"`` or ``"val"`` dataset of ``config``, with the matching transform.
+
+    ``loader_processes``: the processes that will load it (each holds its own ``data.cache``).
+    """
     from yolact.data.coco import CocoInstanceDataset
     from yolact.data.mixing import SampleMixer
     from yolact.data.transforms import EvalTransform, TrainTransform
@@ -120,7 +123,8 @@ def build_dataset(config: Config, split: str, *, train_transform: Optional[bool]
     # Evaluation keeps images without objects: their false positives count, as in COCOeval.
     keep_empty = data_cfg.keep_empty if split == "train" else True
     return CocoInstanceDataset(Path(image_dir), Path(annotations), transform=transform, keep_empty=keep_empty,
-                               mixer=mixer, cache=data_cfg.cache and split == "train")
+                               mixer=mixer, cache=data_cfg.cache and split == "train",
+                               cache_copies=loader_processes)
 
 
 def _scaled_schedule(config: Config) -> Tuple[float, int, Tuple[int, ...]]:

@@ -71,3 +71,10 @@ def test_too_large_for_memory_is_not_cached_with_a_warning(caplog):
     assert "train.json: data.cache is on" in caplog.text and "not cached" in caplog.text
     assert DecodedCache.if_it_fits("train.json", size, available_bytes=2 * size) is not None
     assert DecodedCache.if_it_fits("train.json", size, available_bytes=None) is not None
+
+
+def test_each_loader_process_counts_against_the_memory(caplog):
+    with caplog.at_level(logging.WARNING, logger="yolact"):
+        assert DecodedCache.if_it_fits("train.json", 100, available_bytes=799, copies=4) is None
+    assert "100 GiB" not in caplog.text and "in each of 4 loader processes" in caplog.text
+    assert DecodedCache.if_it_fits("train.json", 100, available_bytes=800, copies=4) is not None

@@ -78,6 +78,7 @@ class CocoInstanceDataset(torch.utils.data.Dataset):
             (e.g. :class:`~yolact.data.mixing.SampleMixer`: mosaic, copy-paste); None: off.
         cache: keep each image and its masks decoded in memory after the first use (see
             :mod:`yolact.data.ram_cache`; off when they would take over half the free memory).
+        cache_copies: the processes that will each hold a cache (the loader's workers).
 
     Attributes:
         class_names: contiguous label i -> category name (categories sorted by id).
@@ -95,7 +96,8 @@ class CocoInstanceDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, image_dir, annotation_file, *, transform: Callable, keep_empty: bool = False,
-                 seed: int = 0, max_load_tries: int = 20, mixer: Optional[Callable] = None, cache: bool = False):
+                 seed: int = 0, max_load_tries: int = 20, mixer: Optional[Callable] = None, cache: bool = False,
+                 cache_copies: int = 1):
         self.image_dir, self.annotation_file = Path(image_dir), Path(annotation_file)
         self.transform, self.seed, self.max_load_tries = transform, seed, max_load_tries
         self.mixer = mixer
@@ -113,7 +115,7 @@ class CocoInstanceDataset(torch.utils.data.Dataset):
         if cache:
             sizes = [(record.height, record.width, record.num_instances) for record in self.records]
             self._cache = DecodedCache.if_it_fits(self.annotation_file.name, decoded_size_bytes(sizes),
-                                                  available_memory_bytes())
+                                                  available_memory_bytes(), copies=cache_copies)
 
     def _image(self, index: int):
         """:meth:`read_image` of image ``index``, from the cache when it is on."""

@@ -72,13 +72,17 @@ class DecodedCache:
         return _copy(self._values[key])
 
     @classmethod
-    def if_it_fits(cls, name: str, decoded_bytes: int, available_bytes: Optional[int]) -> Optional["DecodedCache"]:
-        """A cache, or None (with a warning naming ``name``) when ``decoded_bytes`` exceed
-        ``MAX_MEMORY_FRACTION`` of ``available_bytes`` (unknown: cache)."""
-        if available_bytes is not None and decoded_bytes > MAX_MEMORY_FRACTION * available_bytes:
+    def if_it_fits(cls, name: str, decoded_bytes: int, available_bytes: Optional[int],
+                   copies: int = 1) -> Optional["DecodedCache"]:
+        """A cache, or None (with a warning naming ``name``) when ``copies`` caches of
+        ``decoded_bytes`` (one per loading process) exceed ``MAX_MEMORY_FRACTION`` of
+        ``available_bytes`` (unknown: cache)."""
+        total = decoded_bytes * max(1, copies)
+        held = f" in each of {copies} loader processes" if copies > 1 else ""
+        if available_bytes is not None and total > MAX_MEMORY_FRACTION * available_bytes:
             logger.warning(f"{name}: data.cache is on, but its images and masks take {decoded_bytes / 2 ** 30:.1f} "
-                           f"GiB decoded, more than {MAX_MEMORY_FRACTION:.0%} of the "
+                           f"GiB decoded{held}, more than {MAX_MEMORY_FRACTION:.0%} of the "
                            f"{available_bytes / 2 ** 30:.1f} GiB available: not cached")
             return None
-        logger.info(f"{name}: caching the decoded images and masks ({decoded_bytes / 2 ** 20:.0f} MiB at most)")
+        logger.info(f"{name}: caching the decoded images and masks ({decoded_bytes / 2 ** 20:.0f} MiB at most{held})")
         return cls()

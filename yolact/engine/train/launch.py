@@ -85,7 +85,7 @@ def _train(config, config_name, run_name, checkpoint, final_eval, device, dist_i
     if train_cfg.num_threads:
         torch.set_num_threads(train_cfg.num_threads)
     seed_everything(train_cfg.seed + dist_info.rank)
-    config, train_set, val_set = _prepare_datasets(config, dist_info, final_eval)
+    config, train_set, val_set = _prepare_datasets(config, dist_info, final_eval, device)
     if train_cfg.batch_size % dist_info.world_size:
         raise YolactError(f"train.batch_size={train_cfg.batch_size} is not divisible by {dist_info.world_size} processes")
     if dist_info.is_main:
@@ -109,10 +109,11 @@ def _train(config, config_name, run_name, checkpoint, final_eval, device, dist_i
     return 0
 
 
-def _prepare_datasets(config: Config, dist_info, final_eval: bool):
+def _prepare_datasets(config: Config, dist_info, final_eval: bool, device: torch.device):
     """-> (config with num_classes resolved, train set, val set or None)."""
     prepare_data(config, dist_info.is_main)
-    train_set = build_dataset(config, "train")
+    workers = build_num_workers(config, device.type, world_size=dist_info.world_size)
+    train_set = build_dataset(config, "train", loader_processes=max(1, workers))
     config = with_num_classes(config, config.model.num_classes or len(train_set.class_names))
     if len(train_set.class_names) != config.model.num_classes:
         raise YolactError(f"{config.data.train_annotations}: {len(train_set.class_names)} categories but "
