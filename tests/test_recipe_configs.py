@@ -42,7 +42,7 @@ SHAPES = {
               "maskiou_channels": [8, 16, 32, 64, 128], "init_weights": None},
     "loss": LOSS,
     "postprocess": POSTPROCESS,
-    "train": {"batch_size": 8, "lr": 0.002, "momentum": 0.9, "weight_decay": 0.05, "warmup_init_lr": 1e-4,
+    "train": {"batch_size": 8, "lr": 0.004, "momentum": 0.9, "weight_decay": 0.05, "warmup_init_lr": 1e-4,
               "warmup_iters": 500, "lr_steps": [], "gamma": 0.1, "max_iter": 2400, "autoscale": False,
               "save_interval": 800, "val_interval": 800, "val_max_images": None, "log_interval": 10,
               **RUN, "amp": "auto", **TOOLS_OFF, "optimizer": "adamw", "no_decay_norm_bias": True,
@@ -69,8 +69,10 @@ def test_shapes_is_the_small_recipe_with_a_time_budget(section):
 
 def test_small_is_shapes_without_the_shapes_data():
     small, shapes = config_to_dict(load_config("small")), config_to_dict(load_config("shapes"))
-    for section in ("model", "loss", "postprocess"):
+    for section in ("loss", "postprocess"):
         assert small[section] == shapes[section]
+    # the shapes images are 160 px; the recipe's input is 192
+    assert small["model"] == {**shapes["model"], "input_size": 192}
     assert small["train"] == {**shapes["train"], "time": None}  # the user sets the budget
     assert small["data"]["make_shapes"] is False
     assert small["data"]["train_annotations"] == "data/custom/train/annotations.json"
