@@ -7,6 +7,7 @@ holds each image's pixels and masks after the first decode and hands out copies,
 augmentations may work in place. Each DataLoader worker holds its own cache.
 """
 import logging
+import os
 from pathlib import Path
 from typing import Callable, Dict, Hashable, Optional, Sequence, TypeVar
 
@@ -30,7 +31,6 @@ def available_memory_bytes() -> Optional[int]:
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) * 1024
     try:
-        import os
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):
         return None
