@@ -4,7 +4,7 @@ import pytest
 from tests.engine.train.test_trainer import make_trainer
 from yolact.config import load_config
 from yolact.engine.checkpoint import load_checkpoint
-from yolact.engine.train.hooks import BestCheckpointer, Checkpointer, HookBase
+from yolact.engine.train.hooks import BestCheckpointer, Checkpointer, HookBase, interval_due, last_multiple
 from yolact.engine.train.validation_hook import ValidationHook
 
 
@@ -117,3 +117,18 @@ def test_a_resumed_run_keeps_saving_at_the_multiples(tmp_path):
     trainer.state.iteration = 5
     trainer.train()
     assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == ["iter_0000008.pth", "last.pth"]
+
+
+def test_interval_rule_counts_from_the_last_action_and_never_at_the_end():
+    # a fixed interval of 4 over 10 iterations: due at 4 and 8 (10 is the end, which has its own action)
+    last, due = 0, []
+    for iteration in range(1, 11):
+        if interval_due(iteration, last, 4, max_iter=10):
+            due.append(iteration)
+            last = iteration
+    assert due == [4, 8]
+    # a re-plan from 6 to 3 just after an action at 6: the next is at 9, not at once (no cluster)
+    assert [i for i in range(7, 10) if interval_due(i, 6, 3, max_iter=20)] == [9]
+    assert not interval_due(5, 0, 0, max_iter=10)  # 0: never
+    assert [last_multiple(i, 4) for i in (0, 3, 4, 7, 9)] == [0, 0, 4, 4, 8]
+    assert last_multiple(7, 0) == 7

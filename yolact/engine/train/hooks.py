@@ -27,7 +27,8 @@ from yolact.config import Config, config_to_dict
 from yolact.engine.checkpoint import CHECKPOINT_FORMAT, gather_rng_states, save_atomic
 from yolact.engine.train.run_folder import LAST_CHECKPOINT
 
-__all__ = ["HookBase", "Checkpointer", "BestCheckpointer", "checkpoints_to_prune", "hook_states", "unwrap"]
+__all__ = ["HookBase", "Checkpointer", "BestCheckpointer", "checkpoints_to_prune", "hook_states", "unwrap",
+           "interval_due", "last_multiple"]
 
 logger = logging.getLogger("yolact")
 
@@ -35,6 +36,22 @@ logger = logging.getLogger("yolact")
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The bare model inside a DistributedDataParallel wrapper."""
     return getattr(model, "module", model)
+
+
+def interval_due(iteration: int, last: int, interval: int, max_iter: int) -> bool:
+    """Whether a periodic action (a save, a validation) is due at ``iteration``: ``interval``
+    iterations after the ``last`` one (0: never), and not at ``max_iter``, which has its own.
+
+    Counting from the last action gives a fixed interval's multiples, and no cluster of actions
+    when ``train.time`` re-plans the interval.
+    """
+    return bool(interval) and iteration - last >= interval and iteration < max_iter
+
+
+def last_multiple(iteration: int, interval: int) -> int:
+    """The last multiple of ``interval`` at or below ``iteration`` (``iteration`` itself when
+    ``interval`` is 0): where a resumed run puts its last periodic action."""
+    return iteration - iteration % interval if interval else iteration
 
 
 class HookBase:
@@ -129,12 +146,11 @@ class Checkpointer(HookBase):
         return path
 
     def before_train(self, trainer) -> None:
-        iteration = trainer.state.iteration  # resumed: where the interval's multiples put the last save
-        self._last_save = iteration - iteration % self.save_interval if self.save_interval else iteration
+        self._last_save = last_multiple(trainer.state.iteration, self.save_interval)
 
     def after_step(self, trainer) -> None:
         iteration = trainer.state.iteration
-        if self.save_interval and iteration - self._last_save >= self.save_interval and iteration < trainer.max_iter:
+        if interval_due(iteration, self._last_save, self.save_interval, trainer.max_iter):
             self._last_save = iteration
             self.save(trainer, f"iter_{iteration:07d}.pth")
             logger.debug(f"checkpoint at iteration {iteration}")

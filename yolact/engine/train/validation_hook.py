@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import torch
 
-from yolact.engine.train.hooks import HookBase, unwrap
+from yolact.engine.train.hooks import HookBase, interval_due, last_multiple, unwrap
 from yolact.utils.image_io import read_image
 
 __all__ = ["ValidationResult", "ValidationHook", "make_evaluate_fn", "make_visualize_fn"]
@@ -64,13 +64,12 @@ class ValidationHook(HookBase):
         if state.validation is not None:
             self._last = state.validation.iteration
         else:  # where the interval's multiples put the last one (none yet: 0)
-            self._last = state.iteration - state.iteration % self.interval if self.interval else state.iteration
+            self._last = last_multiple(state.iteration, self.interval)
 
     def after_step(self, trainer) -> None:
-        """Validate ``interval`` iterations after the last validation: the multiples of a fixed
-        interval, and no burst of validations when ``train.time`` re-plans the interval."""
+        """Validate ``interval`` iterations after the last validation (see :func:`interval_due`)."""
         iteration = trainer.state.iteration
-        if self.interval and iteration - self._last >= self.interval and iteration < trainer.max_iter:
+        if interval_due(iteration, self._last, self.interval, trainer.max_iter):
             self.run(trainer)
             self._last = iteration
 
