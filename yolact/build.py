@@ -89,6 +89,7 @@ def build_postprocessor(config: Config, *, nms: Optional[str] = None, score_thre
         max_detections=post_cfg.max_detections,
         nms_method=nms or post_cfg.nms,
         mask_threshold=post_cfg.mask_threshold,
+        crop_at_image_size=post_cfg.crop_at_image_size,
         score_threshold=score_threshold,
         rescore_mask=post_cfg.rescore_mask and config.model.use_maskiou,
     )

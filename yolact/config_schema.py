@@ -103,6 +103,9 @@ class PostprocessConfig:
     nms: Literal["fast", "cross_class", "standard"] = "fast"
     # mask probability above which a pixel belongs to the instance
     mask_threshold: float = 0.5
+    # also cut each full-size mask at its box at the image's resolution (the reference crops only
+    # at prototype resolution, before the resize, so small masks spill past their boxes)
+    crop_at_image_size: bool = False
     # YOLACT++ (needs model.use_maskiou): mask_scores = score * predicted mask IoU per detection
     rescore_mask: bool = False
 

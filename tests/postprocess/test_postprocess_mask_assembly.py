@@ -148,3 +148,36 @@ def test_no_detection():
     masks = assemble_masks(prototypes, torch.zeros(0, 32), torch.zeros(0, 4), (480, 640))
     assert masks.shape == (0, 480, 640) and masks.dtype == torch.bool
     assert encode_masks_rle(prototypes, torch.zeros(0, 32), torch.zeros(0, 4), (480, 640)) == []
+
+
+@pytest.mark.parametrize("windowed", [True, False])
+def test_crop_at_image_size_keeps_the_pixels_whose_centre_is_in_the_box(windowed):
+    prototypes = torch.full((4, 4, 1), 20.0)  # probability ~1 on every prototype pixel
+    boxes = torch.tensor([[0.2, 0.25, 0.7, 1.0]])  # in a 8 x 10 image: x 2..7, y 2..8 pixels
+    # The prototype crop (padding 1) keeps the whole 4 x 4 grid here, so the plain mask is full.
+    plain = assemble_masks(prototypes, torch.ones(1, 1), boxes, (8, 10), windowed=windowed)
+    assert bool(plain.all())
+    cropped = assemble_masks(prototypes, torch.ones(1, 1), boxes, (8, 10), windowed=windowed,
+                             crop_at_image_size=True)
+    # Column c is kept when 2 <= c + 0.5 < 7 (columns 2..6), row r when 2 <= r + 0.5 < 8 (rows 2..7).
+    expected = torch.zeros(1, 8, 10, dtype=torch.bool)
+    expected[0, 2:8, 2:7] = True
+    assert torch.equal(cropped, expected)
+    rles = encode_masks_rle(prototypes, torch.ones(1, 1), boxes, (8, 10), windowed=windowed,
+                            crop_at_image_size=True)
+    decoded = mask_utils.decode([dict(rle, counts=rle["counts"].encode()) for rle in rles])
+    assert np.array_equal(decoded.transpose(2, 0, 1).astype(bool), expected.numpy())
+
+
+def test_crop_at_image_size_is_the_plain_mask_and_the_box():
+    prototypes, coeffs, boxes = random_case(12, seed=3)
+    height, width = 90, 130
+    plain = reference_masks(prototypes, coeffs, boxes, (height, width))
+    x1, x2 = torch.minimum(boxes[:, 0], boxes[:, 2]), torch.maximum(boxes[:, 0], boxes[:, 2])  # corners may swap
+    y1, y2 = torch.minimum(boxes[:, 1], boxes[:, 3]), torch.maximum(boxes[:, 1], boxes[:, 3])
+    centres_x, centres_y = torch.arange(width) + 0.5, torch.arange(height) + 0.5
+    inside_x = (centres_x >= x1[:, None] * width) & (centres_x < x2[:, None] * width)  # (n, w)
+    inside_y = (centres_y >= y1[:, None] * height) & (centres_y < y2[:, None] * height)  # (n, h)
+    expected = plain & inside_y[:, :, None] & inside_x[:, None, :]
+    found = assemble_masks(prototypes, coeffs, boxes, (height, width), chunk_size=5, crop_at_image_size=True)
+    assert torch.equal(found, expected)

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from yolact.box_ops import decode_boxes
-from yolact.postprocess import (YolactPostProcessor, assemble_masks, cross_class_fast_nms, fast_nms,
-                                pixel_boxes, select_candidates, standard_nms)
+from yolact.postprocess import (YolactPostProcessor, assemble_masks, cross_class_fast_nms, encode_masks_rle,
+                                fast_nms, pixel_boxes, select_candidates, standard_nms)
 
 NUM_CLASSES, NUM_PROTOS = 3, 4
 
@@ -93,17 +93,21 @@ def test_nms_method_dispatch(nms_method, nms):
         assert torch.equal(found[key], expected[key]), key
 
 
-def test_forward_is_softmax_then_detect_then_to_image():
+@pytest.mark.parametrize("crop_at_image_size", [False, True])
+def test_forward_is_softmax_then_detect_then_to_image(crop_at_image_size):
     outputs, size = synthetic_outputs(seed=3), (33, 47)
-    postprocessor = YolactPostProcessor(mask_threshold=0.4)
+    postprocessor = YolactPostProcessor(mask_threshold=0.4, crop_at_image_size=crop_at_image_size)
     probs = outputs["cls_logits"].softmax(-1)
     relative = postprocessor.detect(probs, outputs["box_deltas"], outputs["mask_coeffs"],
                                     outputs["anchors"])[0]
     found = postprocessor(outputs, [size, size])[0]
     assert torch.equal(found["boxes"], pixel_boxes(relative["boxes"], size))
     expected_masks = assemble_masks(outputs["prototypes"][0], relative["mask_coeffs"], relative["boxes"],
-                                    size, threshold=0.4)
+                                    size, threshold=0.4, crop_at_image_size=crop_at_image_size)
     assert torch.equal(found["masks"], expected_masks)
+    rles = postprocessor(outputs, [size, size], mask_format="rle")[0]["masks"]
+    assert rles == encode_masks_rle(outputs["prototypes"][0], relative["mask_coeffs"], relative["boxes"],
+                                    size, threshold=0.4, crop_at_image_size=crop_at_image_size)
 
 
 def test_candidates_need_a_class_score_strictly_above_the_threshold():

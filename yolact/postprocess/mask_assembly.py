@@ -2,7 +2,8 @@
 
 For each detection: sigmoid(prototypes @ coeffs), zeroed outside its predicted box (padding 1,
 at prototype resolution), resized bilinearly (align_corners=False) to the original image and
-thresholded (> 0.5). Detections are processed ``chunk_size`` at a time, so the float
+thresholded (> 0.5); with ``crop_at_image_size`` (not the reference's) the mask is then cut at
+its box again at the image's resolution. Detections are processed ``chunk_size`` at a time, so the float
 temporaries never hold more than one chunk, and the RLE encoder never holds more than one chunk
 of full-size masks.
 
@@ -136,7 +137,33 @@ def _chunks(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, boxes: torch.Te
 
 
 def _paster(image_size: Tuple[int, int], prototypes: torch.Tensor, threshold: float,
-            windowed: Optional[bool]):
+            windowed: Optional[bool], crop_at_image_size: bool = False):
+    """A function (dest (n, h, w) bool zeros, probabilities (n, Hp, Wp), boxes (n, 4)) -> None."""
+    paste = _resizer(image_size, prototypes, threshold, windowed)
+    if not crop_at_image_size:
+        return paste
+
+    def paste_and_crop(dest: torch.Tensor, probabilities: torch.Tensor, boxes: torch.Tensor) -> None:
+        paste(dest, probabilities, boxes)
+        dest &= _pixel_centres_in_boxes(boxes, dest.shape[1:])
+    return paste_and_crop
+
+
+def _pixel_centres_in_boxes(boxes: torch.Tensor, image_size: Tuple[int, int]) -> torch.Tensor:
+    """(n, h, w) bool: pixel (r, c) has its centre in box i, x1 <= c + 0.5 < x2 and y1 <= r + 0.5 < y2
+    in image pixels (boxes (n, 4) xyxy relative; swapped corners are ordered, as ``crop_masks``)."""
+    height, width = image_size
+    x1, x2 = torch.minimum(boxes[:, 0], boxes[:, 2]) * width, torch.maximum(boxes[:, 0], boxes[:, 2]) * width
+    y1, y2 = torch.minimum(boxes[:, 1], boxes[:, 3]) * height, torch.maximum(boxes[:, 1], boxes[:, 3]) * height
+    centres_x = torch.arange(width, device=boxes.device, dtype=boxes.dtype) + 0.5
+    centres_y = torch.arange(height, device=boxes.device, dtype=boxes.dtype) + 0.5
+    inside_x = (centres_x >= x1[:, None]) & (centres_x < x2[:, None])  # (n, w)
+    inside_y = (centres_y >= y1[:, None]) & (centres_y < y2[:, None])  # (n, h)
+    return inside_y[:, :, None] & inside_x[:, None, :]
+
+
+def _resizer(image_size: Tuple[int, int], prototypes: torch.Tensor, threshold: float,
+             windowed: Optional[bool]):
     """A function (dest (n, h, w) bool zeros, probabilities (n, Hp, Wp), boxes (n, 4)) -> None."""
     if windowed is None:
         windowed = prototypes.device.type == "cpu"
@@ -154,7 +181,7 @@ def _paster(image_size: Tuple[int, int], prototypes: torch.Tensor, threshold: fl
 
 def assemble_masks(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, boxes: torch.Tensor,
                    image_size: Tuple[int, int], threshold: float = 0.5, chunk_size: int = 16,
-                   windowed: Optional[bool] = None) -> torch.Tensor:
+                   windowed: Optional[bool] = None, crop_at_image_size: bool = False) -> torch.Tensor:
     """Binary full-size masks of K detections.
 
     Args:
@@ -165,11 +192,14 @@ def assemble_masks(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, boxes: t
         threshold: a pixel is on when its resized probability is > threshold.
         chunk_size: detections per step (bounds the float temporaries).
         windowed: interpolate only around each mask (see the module docstring); None: on CPU.
+        crop_at_image_size: also zero every pixel whose centre is outside the box, at the
+            image's resolution (as Mask R-CNN pastes its masks in their boxes), so that no mask
+            spills past its box by the prototype crop's padding and the bilinear resize.
     Returns:
         (K, h, w) bool.
     """
     masks = torch.zeros((mask_coeffs.shape[0], *image_size), dtype=torch.bool, device=prototypes.device)
-    paste = _paster(image_size, prototypes, threshold, windowed)
+    paste = _paster(image_size, prototypes, threshold, windowed, crop_at_image_size)
     for part, probabilities in _chunks(prototypes, mask_coeffs, boxes, chunk_size):
         paste(masks[part], probabilities, boxes[part])
     return masks
@@ -177,7 +207,7 @@ def assemble_masks(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, boxes: t
 
 def encode_masks_rle(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, boxes: torch.Tensor,
                      image_size: Tuple[int, int], threshold: float = 0.5, chunk_size: int = 16,
-                     windowed: Optional[bool] = None) -> List[Dict[str, object]]:
+                     windowed: Optional[bool] = None, crop_at_image_size: bool = False) -> List[Dict[str, object]]:
     """The masks of :func:`assemble_masks` as COCO RLEs, encoded one chunk at a time.
 
     At most ``chunk_size`` full-size masks exist at once, whatever K is.
@@ -186,7 +216,7 @@ def encode_masks_rle(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, boxes:
         K dicts ``{"size": [h, w], "counts": str}`` (pycocotools' compressed RLE, json-ready).
     """
     height, width = image_size
-    paste = _paster(image_size, prototypes, threshold, windowed)
+    paste = _paster(image_size, prototypes, threshold, windowed, crop_at_image_size)
     # Stored (n, w, h) so that the (h, w, n) view pycocotools reads is Fortran-ordered.
     buffer = torch.zeros((min(chunk_size, mask_coeffs.shape[0]), width, height), dtype=torch.bool,
                          device=prototypes.device)

@@ -67,6 +67,8 @@ class YolactPostProcessor(nn.Module):
             reference's cc_fast_nms) or "standard" (torchvision's per-class NMS, with the
             per-class > conf_threshold filter and the top_k per class before it).
         mask_threshold: a mask pixel is on when its resized probability is > this.
+        crop_at_image_size: also cut each full-size mask at its box at the image's resolution
+            (the reference crops at prototype resolution only; see ``assemble_masks``).
         score_threshold: detections scoring <= this are dropped after NMS when it is > 0 (a
             display/eval filter; 0 keeps everything, as for COCO eval).
         mask_chunk_size: detections whose masks are assembled together: the float temporaries
@@ -79,7 +81,8 @@ class YolactPostProcessor(nn.Module):
 
     def __init__(self, *, conf_threshold: float = 0.05, nms_threshold: float = 0.5, top_k: int = 200,
                  max_detections: int = 100, nms_method: str = "fast", mask_threshold: float = 0.5,
-                 score_threshold: float = 0.0, mask_chunk_size: int = 16, rescore_mask: bool = False):
+                 score_threshold: float = 0.0, mask_chunk_size: int = 16, rescore_mask: bool = False,
+                 crop_at_image_size: bool = False):
         super().__init__()
         if nms_method not in NMS_METHODS:
             raise ValueError(f"nms_method must be one of {list(NMS_METHODS)}, got {nms_method!r}")
@@ -94,6 +97,7 @@ class YolactPostProcessor(nn.Module):
         self.score_threshold = score_threshold
         self.mask_chunk_size = mask_chunk_size
         self.rescore_mask = rescore_mask
+        self.crop_at_image_size = crop_at_image_size
 
     @torch.no_grad()
     def forward(self, outputs: Dict[str, torch.Tensor], image_sizes: Sequence[Tuple[int, int]],
@@ -198,5 +202,6 @@ class YolactPostProcessor(nn.Module):
             return result
         build = assemble_masks if mask_format == "bool" else encode_masks_rle
         result["masks"] = build(prototypes, detections["mask_coeffs"], detections["boxes"], image_size,
-                                threshold=self.mask_threshold, chunk_size=self.mask_chunk_size)
+                                threshold=self.mask_threshold, chunk_size=self.mask_chunk_size,
+                                crop_at_image_size=self.crop_at_image_size)
         return result
