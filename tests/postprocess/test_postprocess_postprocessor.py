@@ -4,7 +4,7 @@ import torch
 
 from yolact.box_ops import decode_boxes
 from yolact.postprocess import (YolactPostProcessor, assemble_masks, cross_class_fast_nms, encode_masks_rle,
-                                fast_nms, pixel_boxes, select_candidates, standard_nms)
+                                fast_nms, mask_probabilities, pixel_boxes, select_candidates, standard_nms)
 
 NUM_CLASSES, NUM_PROTOS = 3, 4
 
@@ -141,3 +141,35 @@ def test_rejects_unknown_options():
         YolactPostProcessor(nms_method="soft")
     with pytest.raises(ValueError, match="mask_format"):
         YolactPostProcessor()(synthetic_outputs(), [(8, 8)] * 2, mask_format="polygon")
+
+
+def test_maskness_is_the_mean_probability_over_the_pixels_above_the_threshold():
+    probabilities = torch.tensor([[0.9, 0.6], [0.2, 0.5]], dtype=torch.float64)  # 0.5 is not above 0.5
+    prototypes = torch.logit(probabilities)[:, :, None]  # (2, 2, 1): coefficient 1 gives them back
+    detections = {"boxes": torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]], dtype=torch.float64),
+                  "labels": torch.tensor([0, 1]), "scores": torch.tensor([0.8, 0.4], dtype=torch.float64),
+                  "mask_coeffs": torch.tensor([[1.0], [-1.0]], dtype=torch.float64)}
+    found = YolactPostProcessor(mask_threshold=0.5).rescore_by_maskness(detections, prototypes)
+    # mask 0: 0.9 and 0.6 are on, maskness 0.75; mask 1 (1 - p: 0.1, 0.4, 0.8, 0.5): 0.8 alone is on
+    expected_maskness = torch.tensor([0.75, 0.8], dtype=torch.float64)
+    torch.testing.assert_close(found["maskness"], expected_maskness, rtol=0, atol=1e-12)
+    torch.testing.assert_close(found["mask_scores"], detections["scores"] * expected_maskness, rtol=0, atol=1e-12)
+    assert torch.equal(found["scores"], detections["scores"])  # boxes keep their class scores
+    nothing_on = YolactPostProcessor(mask_threshold=0.95).rescore_by_maskness(detections, prototypes)
+    assert nothing_on["maskness"].tolist() == [0.0, 0.0]
+
+
+def test_maskness_multiplies_the_mask_iou_rescoring_and_forward_applies_it():
+    outputs, size = synthetic_outputs(seed=4), (30, 40)
+    plain = YolactPostProcessor(mask_threshold=0.35)
+    probs = outputs["cls_logits"].softmax(-1)
+    relative = plain.detect(probs, outputs["box_deltas"], outputs["mask_coeffs"], outputs["anchors"])[0]
+    masks = mask_probabilities(outputs["prototypes"][0], relative["mask_coeffs"], relative["boxes"])
+    on = masks > 0.35
+    maskness = (masks * on).sum(dim=(1, 2)) / on.sum(dim=(1, 2)).clamp(min=1)
+    found = YolactPostProcessor(mask_threshold=0.35, maskness_rescore=True)(outputs, [size, size])[0]
+    assert torch.equal(found["scores"], relative["scores"].float())
+    torch.testing.assert_close(found["mask_scores"], relative["scores"] * maskness, rtol=0, atol=0)
+    with_iou = plain.rescore_by_maskness({**relative, "mask_scores": relative["scores"] * 0.5},
+                                         outputs["prototypes"][0])
+    torch.testing.assert_close(with_iou["mask_scores"], relative["scores"] * 0.5 * maskness, rtol=0, atol=0)

@@ -10,6 +10,7 @@ import torch
 
 from yolact.data.transforms import PIXEL_MEAN_BGR, PIXEL_STD_BGR
 from yolact.utils.atomic import atomic_write
+from yolact.utils.image_io import read_image
 from yolact.utils.visualize import draw_detections, draw_ground_truth
 
 __all__ = ["denormalize", "draw_sample", "browse_dataset"]
@@ -57,7 +58,7 @@ def browse_dataset(dataset, out_dir: Path, *, count: Optional[int] = None, augme
             image_id = target["image_id"]
         else:
             info = dataset.coco.imgs[image_id]
-            image_bgr = cv2.imread(str(Path(dataset.image_dir) / info["file_name"]), cv2.IMREAD_COLOR)
+            image_bgr = read_image(Path(dataset.image_dir) / info["file_name"])
             if image_bgr is None:
                 logger.warning(f"{info['file_name']}: cannot read this image, skipped")
                 continue

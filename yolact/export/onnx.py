@@ -203,11 +203,10 @@ def check_images(image_path: Optional[Path], *, input_size: int, batch_size: int
     if image_path is None:
         generator = torch.Generator().manual_seed(seed)
         return torch.randn((batch_size, 3, input_size, input_size), generator=generator)
-    import cv2
-
     from yolact.data.transforms import eval_transform
+    from yolact.utils.image_io import read_image
 
-    image_bgr = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+    image_bgr = read_image(image_path)
     if image_bgr is None:
         raise YolactError(f"{image_path}: cannot read the picture for --check")
     return eval_transform(image_bgr, input_size)[None]

@@ -77,12 +77,15 @@ class YolactPostProcessor(nn.Module):
             IoU that the model's mask-IoU head (passed to ``forward``) predicts for its cropped
             soft mask at its class (the reference's ``rescore_mask``, box re-scoring off:
             ``scores`` and the order stay; COCO's "segm" results and drawings use ``mask_scores``).
+        maskness_rescore: ``mask_scores`` (after ``rescore_mask``, else ``scores``) are also
+            multiplied by each mask's maskness (:meth:`rescore_by_maskness`, SOLOv2's), with no
+            head to train.
     """
 
     def __init__(self, *, conf_threshold: float = 0.05, nms_threshold: float = 0.5, top_k: int = 200,
                  max_detections: int = 100, nms_method: str = "fast", mask_threshold: float = 0.5,
                  score_threshold: float = 0.0, mask_chunk_size: int = 16, rescore_mask: bool = False,
-                 crop_at_image_size: bool = False):
+                 crop_at_image_size: bool = False, maskness_rescore: bool = False):
         super().__init__()
         if nms_method not in NMS_METHODS:
             raise ValueError(f"nms_method must be one of {list(NMS_METHODS)}, got {nms_method!r}")
@@ -98,6 +101,7 @@ class YolactPostProcessor(nn.Module):
         self.mask_chunk_size = mask_chunk_size
         self.rescore_mask = rescore_mask
         self.crop_at_image_size = crop_at_image_size
+        self.maskness_rescore = maskness_rescore
 
     @torch.no_grad()
     def forward(self, outputs: Dict[str, torch.Tensor], image_sizes: Sequence[Tuple[int, int]],
@@ -124,6 +128,9 @@ class YolactPostProcessor(nn.Module):
                                  outputs["anchors"])
         if self.rescore_mask:
             detections = [self.rescore(found, prototypes, maskiou_head)
+                          for found, prototypes in zip(detections, outputs["prototypes"])]
+        if self.maskness_rescore:
+            detections = [self.rescore_by_maskness(found, prototypes)
                           for found, prototypes in zip(detections, outputs["prototypes"])]
         return [self.to_image(found, prototypes, size, mask_format)
                 for found, prototypes, size in zip(detections, outputs["prototypes"], image_sizes)]
@@ -174,6 +181,18 @@ class YolactPostProcessor(nn.Module):
         return {**detections, "maskiou": maskiou, "mask_scores": detections["scores"] * maskiou}
 
     @torch.no_grad()
+    def rescore_by_maskness(self, detections: Dict[str, torch.Tensor],
+                            prototypes: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """A dict of :meth:`detect` (or :meth:`rescore`) plus ``maskness`` (K,): the mean probability of
+        each cropped soft mask over its prototype pixels above ``mask_threshold`` (0 when none is),
+        and ``mask_scores`` (K,) multiplied by it (``scores * maskness`` without :meth:`rescore`)."""
+        masks = mask_probabilities(prototypes, detections["mask_coeffs"], detections["boxes"])  # (K, Hp, Wp)
+        on = masks > self.mask_threshold
+        maskness = (masks * on).sum(dim=(1, 2)) / on.sum(dim=(1, 2)).clamp(min=1)  # (K,)
+        base = detections.get("mask_scores", detections["scores"])
+        return {**detections, "maskness": maskness, "mask_scores": base * maskness}
+
+    @torch.no_grad()
     def to_image(self, detections: Dict[str, torch.Tensor], prototypes: torch.Tensor,
                  image_size: Tuple[int, int], mask_format: str = "bool") -> Dict[str, object]:
         """One image's relative detections -> pixel boxes and full-size masks.
@@ -188,7 +207,8 @@ class YolactPostProcessor(nn.Module):
         Returns:
             ``boxes`` float32 (K, 4) xyxy pixels of the original image, clamped to the image;
             ``labels`` int64 (K,) 0-based foreground class; ``scores`` float32 (K,); ``masks``;
-            ``mask_scores`` float32 (K,) when the detections were re-scored (:meth:`rescore`).
+            ``mask_scores`` float32 (K,) when the detections were re-scored (:meth:`rescore`,
+            :meth:`rescore_by_maskness`).
         """
         if mask_format not in MASK_FORMATS:
             raise ValueError(f"mask_format must be one of {list(MASK_FORMATS)}, got {mask_format!r}")

@@ -84,7 +84,7 @@ def detections_to_coco_results(detections: Dict[str, Any], *, image_id: int,
     Args:
         detections: ``boxes`` (K, 4) xyxy float pixels, ``labels`` (K,) int 0-based,
             ``scores`` (K,) float, optional ``masks``: bool (K, h, w) or K RLE dicts, optional
-            ``mask_scores`` (K,) float (YOLACT++'s re-scoring; kept as ``mask_score`` beside masks).
+            ``mask_scores`` (K,) float (re-scored masks; kept as ``mask_score`` beside masks).
         image_id: the json image id.
         category_ids: label i -> json category id; None means ids 1..C (label + 1).
 

@@ -48,7 +48,7 @@ def predict_image(model: torch.nn.Module, postprocessor, image_bgr: np.ndarray, 
     Returns:
         numpy ``boxes`` float32 (K, 4) xyxy pixels, ``labels`` int64 (K,) 0-based, ``scores``
         float32 (K,), ``masks`` as asked, ``mask_scores`` float32 (K,) when the post-processor
-        re-scores masks (YOLACT++). The model runs in eval mode (its mode is restored).
+        re-scores masks (YOLACT++, maskness). The model runs in eval mode (its mode is restored).
     """
     from yolact.data.transforms import eval_transform
 
@@ -66,7 +66,7 @@ def predict_image(model: torch.nn.Module, postprocessor, image_bgr: np.ndarray, 
     result = {"boxes": to_numpy(detections["boxes"]).astype(np.float32).reshape(-1, 4),
               "labels": to_numpy(detections["labels"]).astype(np.int64).reshape(-1),
               "scores": to_numpy(detections["scores"]).astype(np.float32).reshape(-1)}
-    if detections.get("mask_scores") is not None:  # YOLACT++ re-scoring
+    if detections.get("mask_scores") is not None:  # re-scored masks (YOLACT++, maskness)
         result["mask_scores"] = to_numpy(detections["mask_scores"]).astype(np.float32).reshape(-1)
     if detections.get("masks") is not None:
         masks = detections["masks"]
