@@ -106,8 +106,8 @@ class PostprocessConfig:
     # also cut each full-size mask at its box at the image's resolution (the reference crops only
     # at prototype resolution, before the resize, so small masks spill past their boxes)
     crop_at_image_size: bool = False
-    # mask_scores = score * the mean mask probability over the mask's pixels (SOLOv2's "maskness"):
-    # COCO's "segm" results rank detections by it
+    # mask_scores = score * the mean soft-mask probability over its pixels above mask_threshold
+    # (SOLOv2's "maskness"): COCO's "segm" results rank the masks by it
     maskness_rescore: bool = False
     # YOLACT++ (needs model.use_maskiou): mask_scores = score * predicted mask IoU per detection
     rescore_mask: bool = False

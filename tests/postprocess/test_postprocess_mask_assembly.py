@@ -173,7 +173,7 @@ def test_crop_at_image_size_is_the_plain_mask_and_the_box():
     prototypes, coeffs, boxes = random_case(12, seed=3)
     height, width = 90, 130
     plain = reference_masks(prototypes, coeffs, boxes, (height, width))
-    x1, x2 = torch.minimum(boxes[:, 0], boxes[:, 2]), torch.maximum(boxes[:, 0], boxes[:, 2])  # corners may swap
+    x1, x2 = torch.minimum(boxes[:, 0], boxes[:, 2]), torch.maximum(boxes[:, 0], boxes[:, 2])  # may swap
     y1, y2 = torch.minimum(boxes[:, 1], boxes[:, 3]), torch.maximum(boxes[:, 1], boxes[:, 3])
     centres_x, centres_y = torch.arange(width) + 0.5, torch.arange(height) + 0.5
     inside_x = (centres_x >= x1[:, None] * width) & (centres_x < x2[:, None] * width)  # (n, w)

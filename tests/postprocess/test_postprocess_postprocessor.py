@@ -153,7 +153,8 @@ def test_maskness_is_the_mean_probability_over_the_pixels_above_the_threshold():
     # mask 0: 0.9 and 0.6 are on, maskness 0.75; mask 1 (1 - p: 0.1, 0.4, 0.8, 0.5): 0.8 alone is on
     expected_maskness = torch.tensor([0.75, 0.8], dtype=torch.float64)
     torch.testing.assert_close(found["maskness"], expected_maskness, rtol=0, atol=1e-12)
-    torch.testing.assert_close(found["mask_scores"], detections["scores"] * expected_maskness, rtol=0, atol=1e-12)
+    torch.testing.assert_close(found["mask_scores"], detections["scores"] * expected_maskness, rtol=0,
+                               atol=1e-12)
     assert torch.equal(found["scores"], detections["scores"])  # boxes keep their class scores
     nothing_on = YolactPostProcessor(mask_threshold=0.95).rescore_by_maskness(detections, prototypes)
     assert nothing_on["maskness"].tolist() == [0.0, 0.0]

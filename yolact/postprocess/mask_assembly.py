@@ -3,9 +3,9 @@
 For each detection: sigmoid(prototypes @ coeffs), zeroed outside its predicted box (padding 1,
 at prototype resolution), resized bilinearly (align_corners=False) to the original image and
 thresholded (> 0.5); with ``crop_at_image_size`` (not the reference's) the mask is then cut at
-its box again at the image's resolution. Detections are processed ``chunk_size`` at a time, so the float
-temporaries never hold more than one chunk, and the RLE encoder never holds more than one chunk
-of full-size masks.
+its box again at the image's resolution. Detections are processed ``chunk_size`` at a time, so
+the float temporaries never hold more than one chunk, and the RLE encoder never holds more than
+one chunk of full-size masks.
 
 Two ways to resize, with the same result:
 - dense: ``F.interpolate`` of the whole chunk to (h, w), the reference's operation;
@@ -153,8 +153,9 @@ def _pixel_centres_in_boxes(boxes: torch.Tensor, image_size: Tuple[int, int]) ->
     """(n, h, w) bool: pixel (r, c) has its centre in box i, x1 <= c + 0.5 < x2 and y1 <= r + 0.5 < y2
     in image pixels (boxes (n, 4) xyxy relative; swapped corners are ordered, as ``crop_masks``)."""
     height, width = image_size
-    x1, x2 = torch.minimum(boxes[:, 0], boxes[:, 2]) * width, torch.maximum(boxes[:, 0], boxes[:, 2]) * width
-    y1, y2 = torch.minimum(boxes[:, 1], boxes[:, 3]) * height, torch.maximum(boxes[:, 1], boxes[:, 3]) * height
+    low, high = torch.minimum(boxes[:, :2], boxes[:, 2:]), torch.maximum(boxes[:, :2], boxes[:, 2:])  # (n, 2)
+    x1, y1 = low[:, 0] * width, low[:, 1] * height
+    x2, y2 = high[:, 0] * width, high[:, 1] * height
     centres_x = torch.arange(width, device=boxes.device, dtype=boxes.dtype) + 0.5
     centres_y = torch.arange(height, device=boxes.device, dtype=boxes.dtype) + 0.5
     inside_x = (centres_x >= x1[:, None]) & (centres_x < x2[:, None])  # (n, w)
@@ -207,7 +208,8 @@ def assemble_masks(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, boxes: t
 
 def encode_masks_rle(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, boxes: torch.Tensor,
                      image_size: Tuple[int, int], threshold: float = 0.5, chunk_size: int = 16,
-                     windowed: Optional[bool] = None, crop_at_image_size: bool = False) -> List[Dict[str, object]]:
+                     windowed: Optional[bool] = None,
+                     crop_at_image_size: bool = False) -> List[Dict[str, object]]:
     """The masks of :func:`assemble_masks` as COCO RLEs, encoded one chunk at a time.
 
     At most ``chunk_size`` full-size masks exist at once, whatever K is.
