@@ -169,7 +169,8 @@ def test_crop_at_image_size_keeps_the_pixels_whose_centre_is_in_the_box(windowed
     assert np.array_equal(decoded.transpose(2, 0, 1).astype(bool), expected.numpy())
 
 
-def test_crop_at_image_size_is_the_plain_mask_and_the_box():
+@pytest.mark.parametrize("windowed", [True, False])
+def test_crop_at_image_size_is_the_plain_mask_and_the_box(windowed):
     prototypes, coeffs, boxes = random_case(12, seed=3)
     height, width = 90, 130
     plain = reference_masks(prototypes, coeffs, boxes, (height, width))
@@ -179,5 +180,6 @@ def test_crop_at_image_size_is_the_plain_mask_and_the_box():
     inside_x = (centres_x >= x1[:, None] * width) & (centres_x < x2[:, None] * width)  # (n, w)
     inside_y = (centres_y >= y1[:, None] * height) & (centres_y < y2[:, None] * height)  # (n, h)
     expected = plain & inside_y[:, :, None] & inside_x[:, None, :]
-    found = assemble_masks(prototypes, coeffs, boxes, (height, width), chunk_size=5, crop_at_image_size=True)
+    found = assemble_masks(prototypes, coeffs, boxes, (height, width), chunk_size=5, windowed=windowed,
+                           crop_at_image_size=True)
     assert torch.equal(found, expected)

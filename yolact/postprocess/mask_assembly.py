@@ -100,7 +100,7 @@ def _output_windows(boxes: torch.Tensor, proto_size: Tuple[int, int], taps_y: Li
     Args:
         boxes: (n, 4) xyxy relative, the boxes the masks were cropped with.
     Returns:
-        n lists [r0, r1, c0, c1]: output rows r0:r1 and columns c0:c1.
+        (n, 4) int64 [r0, r1, c0, c1]: output rows r0:r1 and columns c0:c1.
     """
     first_row, last_row = _support_ranges(boxes[:, 1], boxes[:, 3], proto_size[0])
     first_col, last_col = _support_ranges(boxes[:, 0], boxes[:, 2], proto_size[1])
@@ -108,15 +108,46 @@ def _output_windows(boxes: torch.Tensor, proto_size: Tuple[int, int], taps_y: Li
                            torch.searchsorted(taps_y.index0, last_row, right=True),
                            torch.searchsorted(taps_x.index1, first_col),
                            torch.searchsorted(taps_x.index0, last_col, right=True)], dim=1)  # (n, 4)
-    return windows.tolist()
+    return windows
+
+
+def _box_windows(boxes: torch.Tensor, image_size: Tuple[int, int]) -> torch.Tensor:
+    """(n, 4) int64 [r0, r1, c0, c1]: the image pixels whose centre is in each box,
+    x1 <= c + 0.5 < x2 and y1 <= r + 0.5 < y2 (boxes (n, 4) xyxy relative; swapped corners are
+    ordered, as ``crop_masks``)."""
+    height, width = image_size
+    low, high = torch.minimum(boxes[:, :2], boxes[:, 2:]), torch.maximum(boxes[:, :2], boxes[:, 2:])  # (n, 2)
+    scale = boxes.new_tensor([width, height])
+    # c + 0.5 >= x1 <=> c >= ceil(x1 - 0.5); c + 0.5 < x2 <=> c < ceil(x2 - 0.5) (exact below 2**22 px)
+    first, end = (low * scale - 0.5).ceil(), (high * scale - 0.5).ceil()  # (n, 2) as (x, y)
+    limit = scale.long()
+    first, end = first.long().clamp(min=0).minimum(limit), end.long().clamp(min=0).minimum(limit)
+    return torch.stack([first[:, 1], end[:, 1], first[:, 0], end[:, 0]], dim=1)
+
+
+def _inside_windows(windows: torch.Tensor, image_size: Tuple[int, int]) -> torch.Tensor:
+    """(n, h, w) bool: pixel (r, c) lies in window i (n x [r0, r1, c0, c1])."""
+    rows = torch.arange(image_size[0], device=windows.device)
+    cols = torch.arange(image_size[1], device=windows.device)
+    inside_y = (rows >= windows[:, :1]) & (rows < windows[:, 1:2])  # (n, h)
+    inside_x = (cols >= windows[:, 2:3]) & (cols < windows[:, 3:4])  # (n, w)
+    return inside_y[:, :, None] & inside_x[:, None, :]
 
 
 def _paste_windowed(dest: torch.Tensor, probabilities: torch.Tensor, boxes: torch.Tensor,
-                    taps_y: LinearTaps, taps_x: LinearTaps, threshold: float) -> None:
-    """dest (n, h, w) bool, all False on entry <- the same as :func:`_paste_dense`, window by window."""
+                    taps_y: LinearTaps, taps_x: LinearTaps, threshold: float,
+                    crop_at_image_size: bool) -> None:
+    """dest (n, h, w) bool, all False on entry <- the same as :func:`_paste_dense`, window by window
+    (with ``crop_at_image_size``, each window narrowed to its box's pixels)."""
     windows = _output_windows(boxes, probabilities.shape[1:], taps_y, taps_x)
+    if crop_at_image_size:
+        in_box = _box_windows(boxes, dest.shape[1:])
+        starts = torch.maximum(windows[:, 0::2], in_box[:, 0::2])  # (n, 2): r0, c0
+        ends = torch.minimum(windows[:, 1::2], in_box[:, 1::2])  # (n, 2): r1, c1
+        windows = torch.stack([starts[:, 0], ends[:, 0], starts[:, 1], ends[:, 1]], dim=1)
     threshold = probabilities.new_tensor(threshold)  # a tensor spares a scalar conversion per mask
-    for mask, mask_dest, (row_start, row_end, col_start, col_end) in zip(probabilities, dest, windows):
+    for mask, mask_dest, window in zip(probabilities, dest, windows.tolist()):
+        row_start, row_end, col_start, col_end = window
         if row_end <= row_start or col_end <= col_start:
             continue
         rows, cols = slice(row_start, row_end), slice(col_start, col_end)
@@ -139,37 +170,14 @@ def _chunks(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, boxes: torch.Te
 def _paster(image_size: Tuple[int, int], prototypes: torch.Tensor, threshold: float,
             windowed: Optional[bool], crop_at_image_size: bool = False):
     """A function (dest (n, h, w) bool zeros, probabilities (n, Hp, Wp), boxes (n, 4)) -> None."""
-    paste = _resizer(image_size, prototypes, threshold, windowed)
-    if not crop_at_image_size:
-        return paste
-
-    def paste_and_crop(dest: torch.Tensor, probabilities: torch.Tensor, boxes: torch.Tensor) -> None:
-        paste(dest, probabilities, boxes)
-        dest &= _pixel_centres_in_boxes(boxes, dest.shape[1:])
-    return paste_and_crop
-
-
-def _pixel_centres_in_boxes(boxes: torch.Tensor, image_size: Tuple[int, int]) -> torch.Tensor:
-    """(n, h, w) bool: pixel (r, c) has its centre in box i, x1 <= c + 0.5 < x2 and y1 <= r + 0.5 < y2
-    in image pixels (boxes (n, 4) xyxy relative; swapped corners are ordered, as ``crop_masks``)."""
-    height, width = image_size
-    low, high = torch.minimum(boxes[:, :2], boxes[:, 2:]), torch.maximum(boxes[:, :2], boxes[:, 2:])  # (n, 2)
-    x1, y1 = low[:, 0] * width, low[:, 1] * height
-    x2, y2 = high[:, 0] * width, high[:, 1] * height
-    centres_x = torch.arange(width, device=boxes.device, dtype=boxes.dtype) + 0.5
-    centres_y = torch.arange(height, device=boxes.device, dtype=boxes.dtype) + 0.5
-    inside_x = (centres_x >= x1[:, None]) & (centres_x < x2[:, None])  # (n, w)
-    inside_y = (centres_y >= y1[:, None]) & (centres_y < y2[:, None])  # (n, h)
-    return inside_y[:, :, None] & inside_x[:, None, :]
-
-
-def _resizer(image_size: Tuple[int, int], prototypes: torch.Tensor, threshold: float,
-             windowed: Optional[bool]):
-    """A function (dest (n, h, w) bool zeros, probabilities (n, Hp, Wp), boxes (n, 4)) -> None."""
     if windowed is None:
         windowed = prototypes.device.type == "cpu"
     if not windowed:
-        return lambda dest, probabilities, boxes: _paste_dense(dest, probabilities, threshold)
+        def paste_dense(dest: torch.Tensor, probabilities: torch.Tensor, boxes: torch.Tensor) -> None:
+            _paste_dense(dest, probabilities, threshold)
+            if crop_at_image_size:
+                dest &= _inside_windows(_box_windows(boxes, dest.shape[1:]), dest.shape[1:])
+        return paste_dense
     height, width = image_size
     proto_height, proto_width, _ = prototypes.shape
     options = {"device": prototypes.device, "dtype": prototypes.dtype}
@@ -177,7 +185,7 @@ def _resizer(image_size: Tuple[int, int], prototypes: torch.Tensor, threshold: f
     taps_y = taps_y._replace(weight0=taps_y.weight0[:, None], weight1=taps_y.weight1[:, None])  # weigh rows
     taps_x = linear_taps(width, proto_width, **options)
     return lambda dest, probabilities, boxes: _paste_windowed(dest, probabilities, boxes, taps_y, taps_x,
-                                                              threshold)
+                                                              threshold, crop_at_image_size)
 
 
 def assemble_masks(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, boxes: torch.Tensor,
