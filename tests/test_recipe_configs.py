@@ -15,7 +15,7 @@ LOSS = {"pos_iou_threshold": 0.5, "neg_iou_threshold": 0.4, "crowd_iou_threshold
         "mask_weight": 6.125, "semseg_weight": 1.0, "maskiou_weight": 25.0, "maskiou_min_gt_area": 25.0}
 RUN = {"freeze_bn_below": 6, "amp": "off", "grad_clip": None, "val_visualize": 4, "max_nonfinite": 10, "seed": 0,
        "keep_checkpoints": 5, "plots": True,
-       "device": "auto", "channels_last": False, "num_threads": None, "output_dir": "runs"}
+       "device": "auto", "channels_last": False, "num_threads": None, "reuse_cpu_memory": True, "output_dir": "runs"}
 
 # SPEC §0 (yolact_base) and §8 (train.py): the reference's recipe
 COCO = {

@@ -5,6 +5,7 @@ import torch
 
 from yolact.build import build_criterion, build_dataset, build_model
 from yolact.engine.performance_advice import cpu_has_native
+from yolact.engine.runtime import configure_cpu
 from yolact.engine.train.trainer import Trainer
 from yolact.optimize.nchw_backward_conv import to_channels_last_for_training
 from yolact.utils.synthetic import synthetic_targets
@@ -45,6 +46,7 @@ def bench_train(args, device, config_for):
     do not depend on when each ran."""
     batch = args.batch or 2
     config = config_for(args)
+    configure_cpu(device, reuse_memory=config.train.reuse_cpu_memory)  # as training runs
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(batch, 3, args.size, args.size, generator=generator)
     targets = synthetic_targets(batch, args.objects, args.size, args.classes, generator)

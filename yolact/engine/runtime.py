@@ -5,9 +5,11 @@ import random
 import numpy as np
 import torch
 
+from yolact.utils.cpu_allocator import keep_freed_cpu_memory
 from yolact.utils.distributed import resolve_device
 
-__all__ = ["AMP_MODES", "select_device", "resolve_amp", "configure_cuda", "seed_everything", "autocast"]
+__all__ = ["AMP_MODES", "select_device", "resolve_amp", "configure_cuda", "configure_cpu", "seed_everything",
+           "autocast"]
 
 AMP_MODES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -37,6 +39,12 @@ def configure_cuda(device: torch.device) -> None:
     """cuDNN picks the fastest convolution per shape (our inputs are S x S, a fixed size)."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+
+
+def configure_cpu(device: torch.device, *, reuse_memory: bool) -> bool:
+    """On a CPU with ``reuse_memory``, freed tensors' memory stays in the process for the next
+    step (:func:`~yolact.utils.cpu_allocator.keep_freed_cpu_memory`); whether that was set."""
+    return device.type == "cpu" and reuse_memory and keep_freed_cpu_memory()
 
 
 def seed_everything(seed: int) -> None:

@@ -14,7 +14,7 @@ from yolact.build import (build_criterion, build_dataset, build_ema_hook, build_
 from yolact.config import Config, apply_overrides, dump_config
 from yolact.engine.checkpoint import load_checkpoint, restore_rng_state
 from yolact.engine.performance_advice import log_performance_advice
-from yolact.engine.runtime import configure_cuda, resolve_amp, seed_everything, select_device
+from yolact.engine.runtime import configure_cpu, configure_cuda, resolve_amp, seed_everything, select_device
 from yolact.engine.train.hooks import BestCheckpointer, Checkpointer
 from yolact.engine.train.monitor import TrainMonitor
 from yolact.engine.train.run_folder import (create_run_folder, find_resume_checkpoint, last_checkpoint_note,
@@ -72,6 +72,7 @@ def launch_training(config: Config, *, config_name: str, run_name: Optional[str]
         config = apply_overrides(checkpoint["config"], overrides, source=str(checkpoint["path"]))
     device = select_device(config.train.device, world_size=env.world_size, local_rank=env.local_rank)
     configure_cuda(device)
+    configure_cpu(device, reuse_memory=config.train.reuse_cpu_memory)
     dist_info = init_distributed(device.type)
     try:
         return _train(config, config_name, run_name, checkpoint, final_eval, device, dist_info)
