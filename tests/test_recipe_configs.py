@@ -9,13 +9,14 @@ TOOLS_OFF = {"warmup_fraction": None, "lr_schedule": "step", "final_lr_ratio": 0
              "optimizer": "sgd", "no_decay_norm_bias": False, "ema_decay": None, "ema_tau": 2000.0}
 POSTPROCESS = {"conf_threshold": 0.05, "nms_threshold": 0.5, "top_k": 200, "max_detections": 100, "nms": "fast",
                "mask_threshold": 0.5, "crop_at_image_size": False, "maskness_rescore": False,
-               "rescore_mask": False}
+               "mask_interpolation": "probability", "rescore_mask": False}
 LOSS = {"pos_iou_threshold": 0.5, "neg_iou_threshold": 0.4, "crowd_iou_threshold": 0.7, "negpos_ratio": 3,
         "negatives_per_empty_image": 32, "masks_to_train": 100, "cls_weight": 1.0, "box_weight": 1.5,
         "mask_weight": 6.125, "semseg_weight": 1.0, "maskiou_weight": 25.0, "maskiou_min_gt_area": 25.0}
 RUN = {"freeze_bn_below": 6, "amp": "off", "grad_clip": None, "val_visualize": 4, "max_nonfinite": 10, "seed": 0,
        "keep_checkpoints": 5, "plots": True,
-       "device": "auto", "channels_last": False, "num_threads": None, "reuse_cpu_memory": True, "output_dir": "runs"}
+       "device": "auto", "channels_last": False, "num_threads": None, "reuse_cpu_memory": True,
+       "output_dir": "runs"}
 
 # SPEC §0 (yolact_base) and §8 (train.py): the reference's recipe
 COCO = {
@@ -43,7 +44,8 @@ SHAPES = {
               "use_square_anchors": False, "anchor_octave_scales": 3, "use_maskiou": False,
               "maskiou_channels": [8, 16, 32, 64, 128], "init_weights": None},
     "loss": LOSS,
-    "postprocess": {**POSTPROCESS, "mask_threshold": 0.35, "crop_at_image_size": True, "maskness_rescore": True},
+    "postprocess": {**POSTPROCESS, "mask_threshold": 0.1, "mask_interpolation": "logit",
+                    "crop_at_image_size": True, "maskness_rescore": True},
     "train": {"batch_size": 8, "lr": 0.004, "momentum": 0.9, "weight_decay": 0.05, "warmup_init_lr": 1e-4,
               "warmup_iters": 500, "lr_steps": [], "gamma": 0.1, "max_iter": 2400, "autoscale": False,
               "save_interval": 800, "val_interval": 800, "val_max_images": None, "log_interval": 10,

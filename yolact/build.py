@@ -90,6 +90,7 @@ def build_postprocessor(config: Config, *, nms: Optional[str] = None, score_thre
         nms_method=nms or post_cfg.nms,
         mask_threshold=post_cfg.mask_threshold,
         crop_at_image_size=post_cfg.crop_at_image_size,
+        mask_interpolation=post_cfg.mask_interpolation,
         maskness_rescore=post_cfg.maskness_rescore,
         score_threshold=score_threshold,
         rescore_mask=post_cfg.rescore_mask and config.model.use_maskiou,

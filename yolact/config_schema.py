@@ -103,6 +103,10 @@ class PostprocessConfig:
     nms: Literal["fast", "cross_class", "standard"] = "fast"
     # mask probability above which a pixel belongs to the instance
     mask_threshold: float = 0.5
+    # what is resized bilinearly to the image: "probability" (the reference's) or "logit" (the
+    # logits prototypes @ coeffs; a pixel is on where the sigmoid of its resized logit is above
+    # mask_threshold: sharper edges between prototype pixels)
+    mask_interpolation: Literal["probability", "logit"] = "probability"
     # also cut each full-size mask at its box at the image's resolution (the reference crops only
     # at prototype resolution, before the resize, so small masks spill past their boxes)
     crop_at_image_size: bool = False

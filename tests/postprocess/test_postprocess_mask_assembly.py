@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from pycocotools import mask as mask_utils
 
 from yolact.postprocess import mask_assembly
-from yolact.postprocess.mask_assembly import assemble_masks, encode_masks_rle, linear_taps, mask_probabilities
+from yolact.postprocess.mask_assembly import (CROPPED_LOGIT, assemble_masks, encode_masks_rle, linear_taps,
+                                             mask_logits, mask_probabilities)
 
 
 def random_case(num_masks: int, seed: int, proto_size=(138, 138)):
@@ -169,17 +170,76 @@ def test_crop_at_image_size_keeps_the_pixels_whose_centre_is_in_the_box(windowed
     assert np.array_equal(decoded.transpose(2, 0, 1).astype(bool), expected.numpy())
 
 
+def pixel_centres_in_boxes(boxes, height, width):
+    """(n, h, w) bool: the pixel's centre lies in the box (boxes xyxy relative, corners may swap)."""
+    x1, x2 = torch.minimum(boxes[:, 0], boxes[:, 2]), torch.maximum(boxes[:, 0], boxes[:, 2])
+    y1, y2 = torch.minimum(boxes[:, 1], boxes[:, 3]), torch.maximum(boxes[:, 1], boxes[:, 3])
+    centres_x, centres_y = torch.arange(width) + 0.5, torch.arange(height) + 0.5
+    inside_x = (centres_x >= x1[:, None] * width) & (centres_x < x2[:, None] * width)  # (n, w)
+    inside_y = (centres_y >= y1[:, None] * height) & (centres_y < y2[:, None] * height)  # (n, h)
+    return inside_y[:, :, None] & inside_x[:, None, :]
+
+
 @pytest.mark.parametrize("windowed", [True, False])
 def test_crop_at_image_size_is_the_plain_mask_and_the_box(windowed):
     prototypes, coeffs, boxes = random_case(12, seed=3)
     height, width = 90, 130
     plain = reference_masks(prototypes, coeffs, boxes, (height, width))
-    x1, x2 = torch.minimum(boxes[:, 0], boxes[:, 2]), torch.maximum(boxes[:, 0], boxes[:, 2])  # may swap
-    y1, y2 = torch.minimum(boxes[:, 1], boxes[:, 3]), torch.maximum(boxes[:, 1], boxes[:, 3])
-    centres_x, centres_y = torch.arange(width) + 0.5, torch.arange(height) + 0.5
-    inside_x = (centres_x >= x1[:, None] * width) & (centres_x < x2[:, None] * width)  # (n, w)
-    inside_y = (centres_y >= y1[:, None] * height) & (centres_y < y2[:, None] * height)  # (n, h)
-    expected = plain & inside_y[:, :, None] & inside_x[:, None, :]
+    expected = plain & pixel_centres_in_boxes(boxes, height, width)
     found = assemble_masks(prototypes, coeffs, boxes, (height, width), chunk_size=5, windowed=windowed,
                            crop_at_image_size=True)
     assert torch.equal(found, expected)
+
+
+def test_cropped_logits_are_the_logits_where_the_probabilities_are_kept():
+    generator = torch.Generator().manual_seed(2)
+    prototypes = torch.randn(10, 10, 3, generator=generator)
+    coeffs = torch.randn(2, 3, generator=generator)
+    boxes = torch.tensor([[0.3, 0.4, 0.6, 0.55], [0.9, 0.8, 0.1, 0.2]])
+    logits = mask_logits(prototypes, coeffs, boxes)
+    kept = mask_probabilities(torch.zeros(10, 10, 1), torch.ones(2, 1), boxes) > 0  # sigmoid(0) where kept
+    assert 0 < kept.sum() < kept.numel()
+    assert torch.equal(logits[kept], torch.einsum("hwk,nk->nhw", prototypes, coeffs)[kept])
+    assert torch.all(logits[~kept] == CROPPED_LOGIT)
+
+
+@pytest.mark.parametrize("windowed", [True, False])
+def test_logit_interpolation_by_hand(windowed):
+    """One row of two prototype pixels with logits 4 and -4, resized to 4 pixels: the taps give
+    p0, 0.75 p0 + 0.25 p1, 0.25 p0 + 0.75 p1, p1. Logits 4, 2, -2, -4 against logit(0.2) = -1.386:
+    on, on, off, off; probabilities 0.982, 0.741, 0.259, 0.018 against 0.2: on, on, on, off."""
+    prototypes = torch.tensor([[[4.0], [-4.0]]])  # (1, 2, 1)
+    whole_image = torch.tensor([[0.0, 0.0, 1.0, 1.0]])
+    found = {interpolate: assemble_masks(prototypes, torch.ones(1, 1), whole_image, (1, 4), threshold=0.2,
+                                         windowed=windowed, interpolate=interpolate)[0, 0].tolist()
+             for interpolate in ("logit", "probability")}
+    assert found == {"logit": [True, True, False, False], "probability": [True, True, True, False]}
+
+
+@pytest.mark.parametrize("crop_at_image_size", [False, True])
+@pytest.mark.parametrize("windowed", [True, False])
+def test_logit_interpolation_is_the_sigmoid_of_the_resized_logits_above_the_threshold(windowed,
+                                                                                       crop_at_image_size):
+    """Against float64: sigmoid(F.interpolate(cropped logits)) > threshold, cut at the boxes when
+    asked; pixels whose float64 logit lies within 1e-4 of the threshold's may round either way."""
+    prototypes, coeffs, boxes = random_case(12, seed=21)
+    height, width, threshold = 90, 130, 0.3
+    logits = mask_logits(prototypes.double(), coeffs.double(), boxes.double())
+    resized = F.interpolate(logits[None], (height, width), mode="bilinear", align_corners=False)[0]
+    expected = torch.sigmoid(resized) > threshold
+    if crop_at_image_size:
+        expected &= pixel_centres_in_boxes(boxes, height, width)  # as the float32 boxes say
+    found = assemble_masks(prototypes, coeffs, boxes, (height, width), threshold=threshold, windowed=windowed,
+                           crop_at_image_size=crop_at_image_size, interpolate="logit")
+    undecided = (resized - math.log(threshold / (1 - threshold))).abs() < 1e-4
+    assert found.any() and not torch.any((found != expected) & ~undecided)
+    rles = encode_masks_rle(prototypes, coeffs, boxes, (height, width), threshold=threshold, chunk_size=5,
+                            windowed=windowed, crop_at_image_size=crop_at_image_size, interpolate="logit")
+    decoded = mask_utils.decode([{"size": rle["size"], "counts": rle["counts"].encode()} for rle in rles])
+    assert np.array_equal(decoded.transpose(2, 0, 1).astype(bool), found.numpy())
+
+
+def test_unknown_interpolation_is_refused():
+    prototypes, coeffs, boxes = random_case(2, seed=1)
+    with pytest.raises(ValueError, match="interpolate must be one of"):
+        assemble_masks(prototypes, coeffs, boxes, (10, 10), interpolate="nearest")

@@ -93,21 +93,25 @@ def test_nms_method_dispatch(nms_method, nms):
         assert torch.equal(found[key], expected[key]), key
 
 
-@pytest.mark.parametrize("crop_at_image_size", [False, True])
-def test_forward_is_softmax_then_detect_then_to_image(crop_at_image_size):
+@pytest.mark.parametrize("crop_at_image_size, interpolate", [(False, "probability"), (True, "probability"),
+                                                              (True, "logit")])
+def test_forward_is_softmax_then_detect_then_to_image(crop_at_image_size, interpolate):
     outputs, size = synthetic_outputs(seed=3), (33, 47)
-    postprocessor = YolactPostProcessor(mask_threshold=0.4, crop_at_image_size=crop_at_image_size)
+    postprocessor = YolactPostProcessor(mask_threshold=0.4, crop_at_image_size=crop_at_image_size,
+                                        mask_interpolation=interpolate)
     probs = outputs["cls_logits"].softmax(-1)
     relative = postprocessor.detect(probs, outputs["box_deltas"], outputs["mask_coeffs"],
                                     outputs["anchors"])[0]
     found = postprocessor(outputs, [size, size])[0]
     assert torch.equal(found["boxes"], pixel_boxes(relative["boxes"], size))
     expected_masks = assemble_masks(outputs["prototypes"][0], relative["mask_coeffs"], relative["boxes"],
-                                    size, threshold=0.4, crop_at_image_size=crop_at_image_size)
+                                    size, threshold=0.4, crop_at_image_size=crop_at_image_size,
+                                    interpolate=interpolate)
     assert torch.equal(found["masks"], expected_masks)
     rles = postprocessor(outputs, [size, size], mask_format="rle")[0]["masks"]
     assert rles == encode_masks_rle(outputs["prototypes"][0], relative["mask_coeffs"], relative["boxes"],
-                                    size, threshold=0.4, crop_at_image_size=crop_at_image_size)
+                                    size, threshold=0.4, crop_at_image_size=crop_at_image_size,
+                                    interpolate=interpolate)
 
 
 def test_candidates_need_a_class_score_strictly_above_the_threshold():
@@ -174,3 +178,8 @@ def test_maskness_multiplies_the_mask_iou_rescoring_and_forward_applies_it():
     with_iou = plain.rescore_by_maskness({**relative, "mask_scores": relative["scores"] * 0.5},
                                          outputs["prototypes"][0])
     torch.testing.assert_close(with_iou["mask_scores"], relative["scores"] * 0.5 * maskness, rtol=0, atol=0)
+
+
+def test_unknown_mask_interpolation_is_refused():
+    with pytest.raises(ValueError, match="mask_interpolation must be one of"):
+        YolactPostProcessor(mask_interpolation="nearest")

@@ -1,6 +1,7 @@
 """Inference post-processing: candidates, Fast/standard NMS, mask assembly (SPEC §7)."""
 from yolact.postprocess.fast_nms import cross_class_fast_nms, fast_nms, max_iou_with_higher_scored
-from yolact.postprocess.mask_assembly import assemble_masks, encode_masks_rle, linear_taps, mask_probabilities
+from yolact.postprocess.mask_assembly import (assemble_masks, encode_masks_rle, linear_taps, mask_logits,
+                                             mask_probabilities)
 from yolact.postprocess.postprocessor import YolactPostProcessor, pixel_boxes, select_candidates
 from yolact.postprocess.standard_nms import standard_nms
 
@@ -15,5 +16,6 @@ __all__ = [
     "assemble_masks",
     "encode_masks_rle",
     "linear_taps",
+    "mask_logits",
     "mask_probabilities",
 ]

@@ -3,7 +3,10 @@
 For each detection: sigmoid(prototypes @ coeffs), zeroed outside its predicted box (padding 1,
 at prototype resolution), resized bilinearly (align_corners=False) to the original image and
 thresholded (> 0.5); with ``crop_at_image_size`` (not the reference's) the mask is then cut at
-its box again at the image's resolution. Detections are processed ``chunk_size`` at a time, so
+its box again at the image's resolution. With ``interpolate="logit"`` (not the reference's) the
+logits prototypes @ coeffs are resized instead of the probabilities, with ``CROPPED_LOGIT``
+outside the crop, and compared with the threshold's logit: a pixel is on where the sigmoid of
+the resized logit is above the threshold. Detections are processed ``chunk_size`` at a time, so
 the float temporaries never hold more than one chunk, and the RLE encoder never holds more than
 one chunk of full-size masks.
 
@@ -16,6 +19,7 @@ Two ways to resize, with the same result:
   differ by one float rounding). Much faster on CPU, where most boxes are small next to the
   image: the default on CPU, dense elsewhere.
 """
+import math
 from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
@@ -25,7 +29,15 @@ from pycocotools import mask as mask_utils
 
 from yolact.box_ops import crop_masks
 
-__all__ = ["LinearTaps", "linear_taps", "mask_probabilities", "assemble_masks", "encode_masks_rle"]
+__all__ = ["LinearTaps", "linear_taps", "mask_probabilities", "mask_logits", "assemble_masks",
+           "encode_masks_rle", "CROPPED_LOGIT", "INTERPOLATIONS"]
+
+# The logit of the pixels cropped away when logits are resized: finite, so that the bilinear
+# weights never meet an infinity (0 * -inf is NaN), and far below any threshold's logit
+# (sigmoid(-30) < 1e-13).
+CROPPED_LOGIT = -30.0
+# what is resized to the image: "probability" (the reference) or "logit"
+INTERPOLATIONS = ("probability", "logit")
 
 
 class LinearTaps(NamedTuple):
@@ -70,8 +82,35 @@ def mask_probabilities(prototypes: torch.Tensor, mask_coeffs: torch.Tensor,
     return crop_masks(torch.sigmoid(logits).view(-1, height, width), boxes, padding=1)
 
 
+def mask_logits(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Cropped mask logits at prototype resolution.
+
+    Args:
+        prototypes: (Hp, Wp, k) float.
+        mask_coeffs: (n, k) float.
+        boxes: (n, 4) xyxy relative, the predicted boxes.
+    Returns:
+        (n, Hp, Wp) prototypes @ coeffs, ``CROPPED_LOGIT`` outside each box padded by 1 pixel
+        (where :func:`mask_probabilities` is 0).
+    """
+    height, width, num_protos = prototypes.shape
+    logits = (mask_coeffs @ prototypes.reshape(-1, num_protos).T).view(-1, height, width)  # (n, Hp, Wp)
+    kept = crop_masks(torch.ones_like(logits), boxes, padding=1).bool()
+    return torch.where(kept, logits, logits.new_tensor(CROPPED_LOGIT))
+
+
+def _soft_masks(interpolate: str):
+    """The per-chunk soft masks and the threshold's value in their units."""
+    if interpolate == "probability":
+        return mask_probabilities, lambda threshold: threshold
+    if interpolate == "logit":
+        return mask_logits, lambda threshold: math.log(threshold / (1.0 - threshold))
+    raise ValueError(f"interpolate must be one of {INTERPOLATIONS}, got {interpolate!r}")
+
+
 def _paste_dense(dest: torch.Tensor, probabilities: torch.Tensor, threshold: float) -> None:
-    """dest (n, h, w) bool <- F.interpolate(probabilities (n, Hp, Wp)) > threshold."""
+    """dest (n, h, w) bool <- F.interpolate(probabilities (n, Hp, Wp)) > threshold (or logits
+    and the threshold's logit)."""
     resized = F.interpolate(probabilities[None], size=dest.shape[1:], mode="bilinear",
                             align_corners=False)[0]  # (n, h, w)
     torch.gt(resized, threshold, out=dest)
@@ -138,7 +177,9 @@ def _paste_windowed(dest: torch.Tensor, probabilities: torch.Tensor, boxes: torc
                     taps_y: LinearTaps, taps_x: LinearTaps, threshold: float,
                     crop_at_image_size: bool) -> None:
     """dest (n, h, w) bool, all False on entry <- the same as :func:`_paste_dense`, window by window
-    (with ``crop_at_image_size``, each window narrowed to its box's pixels)."""
+    (with ``crop_at_image_size``, each window narrowed to its box's pixels). Outside its window an
+    output pixel reads only cropped pixels (probability 0, or ``CROPPED_LOGIT``), below any
+    threshold."""
     windows = _output_windows(boxes, probabilities.shape[1:], taps_y, taps_x)
     if crop_at_image_size:
         in_box = _box_windows(boxes, dest.shape[1:])
@@ -161,10 +202,10 @@ def _paste_windowed(dest: torch.Tensor, probabilities: torch.Tensor, boxes: torc
 
 
 def _chunks(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, boxes: torch.Tensor,
-            chunk_size: int) -> Iterator[Tuple[slice, torch.Tensor]]:
+            chunk_size: int, soft_masks=mask_probabilities) -> Iterator[Tuple[slice, torch.Tensor]]:
     for start in range(0, mask_coeffs.shape[0], chunk_size):
         part = slice(start, min(start + chunk_size, mask_coeffs.shape[0]))
-        yield part, mask_probabilities(prototypes, mask_coeffs[part], boxes[part])
+        yield part, soft_masks(prototypes, mask_coeffs[part], boxes[part])
 
 
 def _paster(image_size: Tuple[int, int], prototypes: torch.Tensor, threshold: float,
@@ -190,7 +231,8 @@ def _paster(image_size: Tuple[int, int], prototypes: torch.Tensor, threshold: fl
 
 def assemble_masks(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, boxes: torch.Tensor,
                    image_size: Tuple[int, int], threshold: float = 0.5, chunk_size: int = 16,
-                   windowed: Optional[bool] = None, crop_at_image_size: bool = False) -> torch.Tensor:
+                   windowed: Optional[bool] = None, crop_at_image_size: bool = False,
+                   interpolate: str = "probability") -> torch.Tensor:
     """Binary full-size masks of K detections.
 
     Args:
@@ -204,20 +246,23 @@ def assemble_masks(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, boxes: t
         crop_at_image_size: also zero every pixel whose centre is outside the box, at the
             image's resolution (as Mask R-CNN pastes its masks in their boxes), so that no mask
             spills past its box by the prototype crop's padding and the bilinear resize.
+        interpolate: "probability" (the reference): resize the probabilities; "logit": resize
+            the logits, so that a pixel is on where sigmoid(resized logit) > threshold.
     Returns:
         (K, h, w) bool.
     """
+    soft_masks, in_units = _soft_masks(interpolate)
     masks = torch.zeros((mask_coeffs.shape[0], *image_size), dtype=torch.bool, device=prototypes.device)
-    paste = _paster(image_size, prototypes, threshold, windowed, crop_at_image_size)
-    for part, probabilities in _chunks(prototypes, mask_coeffs, boxes, chunk_size):
+    paste = _paster(image_size, prototypes, in_units(threshold), windowed, crop_at_image_size)
+    for part, probabilities in _chunks(prototypes, mask_coeffs, boxes, chunk_size, soft_masks):
         paste(masks[part], probabilities, boxes[part])
     return masks
 
 
 def encode_masks_rle(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, boxes: torch.Tensor,
                      image_size: Tuple[int, int], threshold: float = 0.5, chunk_size: int = 16,
-                     windowed: Optional[bool] = None,
-                     crop_at_image_size: bool = False) -> List[Dict[str, object]]:
+                     windowed: Optional[bool] = None, crop_at_image_size: bool = False,
+                     interpolate: str = "probability") -> List[Dict[str, object]]:
     """The masks of :func:`assemble_masks` as COCO RLEs, encoded one chunk at a time.
 
     At most ``chunk_size`` full-size masks exist at once, whatever K is.
@@ -226,12 +271,13 @@ def encode_masks_rle(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, boxes:
         K dicts ``{"size": [h, w], "counts": str}`` (pycocotools' compressed RLE, json-ready).
     """
     height, width = image_size
-    paste = _paster(image_size, prototypes, threshold, windowed, crop_at_image_size)
+    soft_masks, in_units = _soft_masks(interpolate)
+    paste = _paster(image_size, prototypes, in_units(threshold), windowed, crop_at_image_size)
     # Stored (n, w, h) so that the (h, w, n) view pycocotools reads is Fortran-ordered.
     buffer = torch.zeros((min(chunk_size, mask_coeffs.shape[0]), width, height), dtype=torch.bool,
                          device=prototypes.device)
     rles: List[Dict[str, object]] = []
-    for part, probabilities in _chunks(prototypes, mask_coeffs, boxes, chunk_size):
+    for part, probabilities in _chunks(prototypes, mask_coeffs, boxes, chunk_size, soft_masks):
         chunk = buffer[:part.stop - part.start]
         chunk.zero_()
         paste(chunk.transpose(1, 2), probabilities, boxes[part])

@@ -12,7 +12,8 @@ from torch import nn
 
 from yolact.box_ops import decode_boxes
 from yolact.postprocess.fast_nms import cross_class_fast_nms, fast_nms
-from yolact.postprocess.mask_assembly import assemble_masks, encode_masks_rle, mask_probabilities
+from yolact.postprocess.mask_assembly import (INTERPOLATIONS, assemble_masks, encode_masks_rle,
+                                             mask_probabilities)
 from yolact.postprocess.standard_nms import standard_nms
 
 __all__ = ["NMS_METHODS", "MASK_FORMATS", "YolactPostProcessor", "select_candidates", "pixel_boxes"]
@@ -67,6 +68,9 @@ class YolactPostProcessor(nn.Module):
             reference's cc_fast_nms) or "standard" (torchvision's per-class NMS, with the
             per-class > conf_threshold filter and the top_k per class before it).
         mask_threshold: a mask pixel is on when its resized probability is > this.
+        mask_interpolation: "probability" (the reference) resizes the probabilities, "logit"
+            the logits (then a pixel is on where sigmoid(resized logit) > ``mask_threshold``;
+            see ``assemble_masks``).
         crop_at_image_size: also cut each full-size mask at its box at the image's resolution
             (the reference crops at prototype resolution only; see ``assemble_masks``).
         score_threshold: detections scoring <= this are dropped after NMS when it is > 0 (a
@@ -85,10 +89,14 @@ class YolactPostProcessor(nn.Module):
     def __init__(self, *, conf_threshold: float = 0.05, nms_threshold: float = 0.5, top_k: int = 200,
                  max_detections: int = 100, nms_method: str = "fast", mask_threshold: float = 0.5,
                  score_threshold: float = 0.0, mask_chunk_size: int = 16, rescore_mask: bool = False,
-                 crop_at_image_size: bool = False, maskness_rescore: bool = False):
+                 crop_at_image_size: bool = False, maskness_rescore: bool = False,
+                 mask_interpolation: str = "probability"):
         super().__init__()
         if nms_method not in NMS_METHODS:
             raise ValueError(f"nms_method must be one of {list(NMS_METHODS)}, got {nms_method!r}")
+        if mask_interpolation not in INTERPOLATIONS:
+            raise ValueError(f"mask_interpolation must be one of {list(INTERPOLATIONS)}, "
+                             f"got {mask_interpolation!r}")
         if mask_chunk_size < 1:
             raise ValueError(f"mask_chunk_size must be >= 1, got {mask_chunk_size}")
         self.conf_threshold = conf_threshold
@@ -102,6 +110,7 @@ class YolactPostProcessor(nn.Module):
         self.rescore_mask = rescore_mask
         self.crop_at_image_size = crop_at_image_size
         self.maskness_rescore = maskness_rescore
+        self.mask_interpolation = mask_interpolation
 
     @torch.no_grad()
     def forward(self, outputs: Dict[str, torch.Tensor], image_sizes: Sequence[Tuple[int, int]],
@@ -223,5 +232,6 @@ class YolactPostProcessor(nn.Module):
         build = assemble_masks if mask_format == "bool" else encode_masks_rle
         result["masks"] = build(prototypes, detections["mask_coeffs"], detections["boxes"], image_size,
                                 threshold=self.mask_threshold, chunk_size=self.mask_chunk_size,
-                                crop_at_image_size=self.crop_at_image_size)
+                                crop_at_image_size=self.crop_at_image_size,
+                                interpolate=self.mask_interpolation)
         return result
