@@ -243,3 +243,6 @@ def test_unknown_interpolation_is_refused():
     prototypes, coeffs, boxes = random_case(2, seed=1)
     with pytest.raises(ValueError, match="interpolate must be one of"):
         assemble_masks(prototypes, coeffs, boxes, (10, 10), interpolate="nearest")
+    for threshold in (0.0, 1.0):  # no logit
+        with pytest.raises(ValueError, match="strictly between 0 and 1"):
+            assemble_masks(prototypes, coeffs, boxes, (10, 10), threshold=threshold, interpolate="logit")

@@ -99,12 +99,19 @@ def mask_logits(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, boxes: torc
     return torch.where(kept, logits, logits.new_tensor(CROPPED_LOGIT))
 
 
+def _threshold_logit(threshold: float) -> float:
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"a mask threshold for resized logits must lie strictly between 0 and 1, "
+                         f"got {threshold}")
+    return math.log(threshold / (1.0 - threshold))
+
+
 def _soft_masks(interpolate: str):
     """The per-chunk soft masks and the threshold's value in their units."""
     if interpolate == "probability":
         return mask_probabilities, lambda threshold: threshold
     if interpolate == "logit":
-        return mask_logits, lambda threshold: math.log(threshold / (1.0 - threshold))
+        return mask_logits, _threshold_logit
     raise ValueError(f"interpolate must be one of {INTERPOLATIONS}, got {interpolate!r}")
 
 
