@@ -49,6 +49,12 @@ def run_in_gloo_group(fn: Callable, world_size: int, out_dir: Path, *args) -> Li
                            start_method="spawn")
     except mp.ProcessRaisedException as error:
         raise AssertionError(str(error)) from None
+    except mp.ProcessExitedException:
+        # gloo can abort a rank while the group is torn down after its result was saved
+        # ("terminate called without an active exception": once in six suite runs on a Zen 5 EPYC);
+        # a rank that died before saving still fails below
+        if not all((out_dir / f"rank{rank}.pt").is_file() for rank in range(world_size)):
+            raise
     values = []
     for rank in range(world_size):
         saved = torch.load(out_dir / f"rank{rank}.pt", weights_only=False)
