@@ -104,7 +104,7 @@ def test_learn_trains_within_the_budget_and_prints_ap(tmp_path, capsys):
 
     make_hard_shapes(tmp_path / "hard", style="a", num_train=6, num_val=3, seed=0)
     model = [word for word in tiny_overrides(tmp_path, tmp_path / "runs", **{"train.val_interval": 0})
-             if not word.startswith(("data.", "train.max_iter", "train.lr_steps", "train.time"))]
+             if not word.startswith(("data.", "train.max_iter", "train.lr_steps", "train.time="))]
     out = tmp_path / "learn.json"
     hard = tmp_path / "hard"
     assert load_script().main(["learn", *model, "--budget", "0.1", "--train", str(hard / "train"),
@@ -112,9 +112,9 @@ def test_learn_trains_within_the_budget_and_prints_ap(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()  # the final evaluation's summary comes first
     title = next(i for i, line in enumerate(lines) if line.startswith("learn on "))
     header = lines[title + 1].split()
-    assert header == ["config", "seed", "budget_min", "iterations", "images_seen", "mask_AP", "box_AP",
+    assert header == ["config", "seed", "budget_min", "input_px", "iterations", "images_seen", "mask_AP", "box_AP",
                       "wall_s"]
     (row,) = json.loads(out.read_text())["rows"]
-    assert (row["config"], row["seed"], row["budget_min"]) == ("small", 1, 0.1)
+    assert (row["config"], row["seed"], row["budget_min"], row["input_px"]) == ("small", 1, 0.1, 64)
     assert row["iterations"] >= 1 and row["images_seen"] == 2 * row["iterations"]
     assert 0.0 <= row["mask_AP"] <= 1.0 and 0.0 <= row["box_AP"] <= 1.0

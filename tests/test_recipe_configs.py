@@ -6,6 +6,7 @@ from yolact.config import config_to_dict, load_config
 
 # the keys added for short schedules, at the reference's behaviour
 TOOLS_OFF = {"warmup_fraction": None, "lr_schedule": "step", "final_lr_ratio": 0.01, "time": None,
+             "time_input_sizes": [], "time_min_epochs": 40.0,
              "optimizer": "sgd", "no_decay_norm_bias": False, "ema_decay": None, "ema_tau": 2000.0}
 POSTPROCESS = {"conf_threshold": 0.05, "nms_threshold": 0.5, "top_k": 200, "max_detections": 100, "nms": "fast",
                "mask_threshold": 0.5, "crop_at_image_size": False, "maskness_rescore": False,

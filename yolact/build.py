@@ -185,10 +185,11 @@ def build_ema_hook(config: Config):
     return EmaHook(decay=train_cfg.ema_decay, tau=train_cfg.ema_tau)
 
 
-def build_time_budget_hook(config: Config, *, val_images: int, final_eval: bool):
+def build_time_budget_hook(config: Config, *, val_images: int, final_eval: bool, spent_s: float = 0.0):
     """The hook that plans the run's length within ``train.time`` minutes, or None when it is off.
 
-    ``val_images``: images of each evaluation; ``final_eval``: whether one ends the run.
+    ``val_images``: images of each evaluation; ``final_eval``: whether one ends the run;
+    ``spent_s``: seconds of the budget spent before training (choosing the input size).
     """
     from yolact.engine.train.time_budget import TimeBudgetHook
     from yolact.engine.train.time_plan import Plan
@@ -202,7 +203,8 @@ def build_time_budget_hook(config: Config, *, val_images: int, final_eval: bool)
     nominal = Plan(max_iter=max_iter, warmup_iters=schedule.warmup_iters, lr_steps=schedule.lr_steps,
                               val_interval=train_cfg.val_interval, save_interval=train_cfg.save_interval)
     return TimeBudgetHook(budget_min=train_cfg.time, nominal=nominal, schedule=schedule,
-                          val_images=val_images, batch_size=train_cfg.batch_size, final_eval=final_eval)
+                          val_images=val_images, batch_size=train_cfg.batch_size, final_eval=final_eval,
+                          spent_s=spent_s)
 
 
 def build_num_workers(config: Config, device_type: str, *, world_size: int = 1) -> int:

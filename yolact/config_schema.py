@@ -206,6 +206,17 @@ class TrainConfig:
     # lr_steps, val_interval and save_interval are then read as fractions of max_iter and
     # scaled to the planned length (yolact/engine/train/time_budget.py)
     time: Optional[float] = None
+    # with train.time: candidate input sizes in px (empty: model.input_size as set). One of them
+    # replaces model.input_size: the smallest where the training set's median object spans
+    # time_object_px pixels, among those at which the budget still trains time_min_epochs epochs
+    # of the training set (timed on a few synthetic steps of each), else the largest of those;
+    # the smallest when none does (yolact/engine/train/input_size_choice.py)
+    time_input_sizes: Tuple[int, ...] = ()
+    # the epochs of the training set that a size of time_input_sizes must leave time for
+    time_min_epochs: float = 40.0
+    # the median object's side in px at which a larger size of time_input_sizes stops paying
+    # (null: the largest size the budget affords)
+    time_object_px: Optional[float] = 32.0
     # "sgd" (momentum, the reference) or "adamw" (betas (momentum, 0.999), decoupled weight decay)
     optimizer: Literal["sgd", "adamw"] = "sgd"
     # no weight decay on normalisation weights and on biases (the reference decays every parameter)

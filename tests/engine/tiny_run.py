@@ -48,6 +48,7 @@ def tiny_overrides(data_root: Path, output_dir: Path, **extra) -> List[str]:
         "train.val_visualize": 2,
         "train.log_interval": 1,
         "train.time": "null",  # exact iteration counts, whatever the recipe's time budget
+        "train.time_input_sizes": "[]",  # and the size above, whatever the recipe's candidates
         "train.device": "cpu",
         "train.output_dir": output_dir,
     }

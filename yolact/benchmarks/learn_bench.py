@@ -11,12 +11,15 @@ import time
 from pathlib import Path
 from typing import List, Tuple
 
+import yaml
+
 from yolact.config import load_config
 from yolact.errors import YolactError
 
 __all__ = ["bench_learn", "LEARN_COLUMNS"]
 
-LEARN_COLUMNS = ["config", "seed", "budget_min", "iterations", "images_seen", "mask_AP", "box_AP", "wall_s"]
+LEARN_COLUMNS = ["config", "seed", "budget_min", "input_px", "iterations", "images_seen", "mask_AP", "box_AP",
+                 "wall_s"]
 
 
 def _data_overrides(train_dir: Path, val_dir: Path) -> List[str]:
@@ -48,8 +51,10 @@ def bench_learn(args, device, config_for) -> Tuple[List[dict], List[str], List[s
     if not metrics_path.is_file():
         raise YolactError(f"{run_dir}: training ended without its final evaluation (stopped early?)")
     metrics = json.loads(metrics_path.read_text())
+    # the size the run trained at (train.time_input_sizes may have chosen it)
+    input_px = yaml.safe_load((run_dir / "config.yaml").read_text())["model"]["input_size"]
     iterations = int(metrics["iteration"])
-    row = {"config": stem, "seed": args.seed, "budget_min": args.budget, "iterations": iterations,
+    row = {"config": stem, "seed": args.seed, "budget_min": args.budget, "input_px": input_px, "iterations": iterations,
            "images_seen": iterations * config.train.batch_size,
            "mask_AP": metrics.get("segm/AP", float("nan")), "box_AP": metrics.get("bbox/AP", float("nan")),
            "wall_s": wall_s}

@@ -84,6 +84,17 @@ def test_plans_after_the_warm_up_and_ends_exactly_at_the_budget():
                                        total_iters=116, lr_steps=(87, 104), gamma=0.1)
 
 
+def test_seconds_spent_before_training_count_against_the_budget():
+    clock = FakeClock()
+    hook = TimeBudgetHook(budget_min=1.0, nominal=NOMINAL, schedule=SCHEDULE, val_images=8, batch_size=2,
+                          final_eval=True, spent_s=10.0, clock=clock, skip_steps=3, window=10, check_interval=10)
+    trainer = make_trainer(hooks=[hook, StepCost(clock, lambda it: 0.5), validation(clock)], max_iter=100)
+    trainer.train()
+    # the run above with 10 s fewer: 10 + 6.5 + (N - 13) * 0.5 + 2 <= 60
+    assert hook.plan.max_iter == 96 and trainer.state.iteration == 96
+    assert clock.now == 50.0 and hook.elapsed() == 60.0
+
+
 def test_a_slowdown_shrinks_the_plan_and_never_passes_the_budget():
     clock = FakeClock()
     hook = budget_hook(clock)

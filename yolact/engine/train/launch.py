@@ -16,6 +16,7 @@ from yolact.engine.checkpoint import load_checkpoint, restore_rng_state
 from yolact.engine.performance_advice import log_performance_advice
 from yolact.engine.runtime import configure_cpu, configure_cuda, resolve_amp, seed_everything, select_device
 from yolact.engine.train.hooks import BestCheckpointer, Checkpointer
+from yolact.engine.train.input_size_choice import InputSizeChoice, choose_time_input_size
 from yolact.engine.train.monitor import TrainMonitor
 from yolact.engine.train.run_folder import (create_run_folder, find_resume_checkpoint, last_checkpoint_note,
                                            plan_run_folder)
@@ -87,11 +88,14 @@ def _train(config, config_name, run_name, checkpoint, final_eval, device, dist_i
         torch.set_num_threads(train_cfg.num_threads)
     seed_everything(train_cfg.seed + dist_info.rank)
     config, train_set, val_set = _prepare_datasets(config, dist_info, final_eval, device)
+    config, train_set, val_set, choice = _choose_input_size(config, checkpoint, train_set, val_set, dist_info,
+                                                            final_eval, device)
     if train_cfg.batch_size % dist_info.world_size:
         raise YolactError(f"train.batch_size={train_cfg.batch_size} is not divisible by {dist_info.world_size} processes")
     if dist_info.is_main:
         warn_about_schedule(config)
-    hooks = _make_hooks(config, run_dir, train_set, val_set, device, dist_info, final_eval)
+    hooks = _make_hooks(config, run_dir, train_set, val_set, device, dist_info, final_eval, spent_s=choice.seconds,
+                        header_notes=[choice.summary] if choice.summary else [])
     for hook in hooks if checkpoint is not None else ():
         hook.load_state_dict(checkpoint.get("hooks", {}).get(type(hook).__name__, {}))
     trainer = _make_trainer(config, checkpoint, device, dist_info, train_set, hooks)
@@ -123,9 +127,26 @@ def _prepare_datasets(config: Config, dist_info, final_eval: bool, device: torch
     return config, train_set, build_dataset(config, "val") if wants_val else None
 
 
-def _make_hooks(config: Config, run_dir, train_set, val_set, device, dist_info, final_eval: bool) -> list:
+def _choose_input_size(config: Config, checkpoint, train_set, val_set, dist_info, final_eval: bool, device):
+    """-> (config, train set, val set, :class:`InputSizeChoice`): a new run with
+    ``train.time_input_sizes`` takes the size the machine's speed affords (the datasets are built
+    again at it); a resumed run keeps its checkpoint's size."""
+    if checkpoint is not None:
+        return config, train_set, val_set, InputSizeChoice(config, 0.0, "")
+    choice = choose_time_input_size(config, records=train_set.records, device=device,
+                                    world_size=dist_info.world_size)
+    if choice.summary:
+        seed_everything(config.train.seed + dist_info.rank)  # the timed models drew from the RNG
+    if choice.config.model.input_size == config.model.input_size:
+        return choice.config, train_set, val_set, choice
+    return (*_prepare_datasets(choice.config, dist_info, final_eval, device), choice)
+
+
+def _make_hooks(config: Config, run_dir, train_set, val_set, device, dist_info, final_eval: bool, *,
+                spent_s: float = 0.0, header_notes=()) -> list:
     """In call order: time budget and weight average (when on), periodic and last checkpoints,
-    validation, best checkpoint, monitor.
+    validation, best checkpoint, monitor. ``spent_s``: seconds of the time budget already spent;
+    ``header_notes``: lines for the top of train.log.
 
     Every rank has the same hooks at the same moments (checkpoints gather each rank's RNG state,
     validation gathers each rank's shard); rank 0 alone writes and draws.
@@ -149,10 +170,10 @@ def _make_hooks(config: Config, run_dir, train_set, val_set, device, dist_info, 
             visualize=make_visualize_fn(postprocessor, val_set, device, train_cfg.val_visualize if is_main else 0)))
         hooks.append(BestCheckpointer(checkpointer))
     hooks.append(TrainMonitor(run_dir, log_interval=train_cfg.log_interval, enabled=is_main, plots=train_cfg.plots,
-                              labels_dataset=train_set))
+                              labels_dataset=train_set, header_notes=header_notes))
     val_images = min(len(val_set), train_cfg.val_max_images or len(val_set)) if val_set is not None else 0
     # the same final_eval on every rank (rank 0 evaluates; the plans must agree)
-    budget = build_time_budget_hook(config, val_images=val_images, final_eval=final_eval)
+    budget = build_time_budget_hook(config, val_images=val_images, final_eval=final_eval, spent_s=spent_s)
     return [hook for hook in (budget, ema) if hook is not None] + hooks
 
 

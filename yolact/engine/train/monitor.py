@@ -43,13 +43,15 @@ class TrainMonitor(HookBase):
         enabled: False on non-zero ranks.
         plots: write the plots (matplotlib).
         labels_dataset: a COCO dataset whose labels.jpg is drawn at the start (None: none).
+        header_notes: lines added to train.log's header (e.g. the input size a time budget chose).
     """
 
     def __init__(self, run_dir: Optional[Path], *, log_interval: int, enabled: bool = True, progress: bool = True,
-                 plots: bool = True, labels_dataset=None):
+                 plots: bool = True, labels_dataset=None, header_notes=()):
         self.enabled = enabled and run_dir is not None
         self.run_dir, self.progress, self.plots = run_dir, progress, plots
         self.labels_dataset = labels_dataset
+        self.header_notes = list(header_notes)
         self.log_interval = max(1, log_interval)
         self.smoothed: Dict[str, SmoothedValue] = {}
         self.logger = logging.getLogger("yolact")
@@ -62,7 +64,7 @@ class TrainMonitor(HookBase):
             from yolact.engine.train.log_header import run_header
 
             for line in run_header(device=trainer.device, start_iteration=trainer.state.iteration,
-                                   max_iter=trainer.max_iter, dataset=self.labels_dataset):
+                                   max_iter=trainer.max_iter, dataset=self.labels_dataset) + self.header_notes:
                 self._write_log_line(line)
         if self.enabled and self.plots and self.labels_dataset is not None:
             from yolact.engine.train.run_plots import write_labels_plot

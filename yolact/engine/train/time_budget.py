@@ -41,11 +41,13 @@ class TimeBudgetHook(HookBase):
         nominal: the configured schedule; ``schedule`` the configured lr schedule, both scaled.
         val_images: images per evaluation (0: no evaluation); ``batch_size`` images per step.
         final_eval: whether the run ends with an evaluation that the budget must hold.
+        spent_s: seconds of the budget spent before training (a resumed run's come from its state).
         clock: seconds, monotonic (injectable for tests).
     """
 
     def __init__(self, *, budget_min: float, nominal: Plan, schedule: LrSchedule, val_images: int,
-                 batch_size: int, final_eval: bool, clock: Callable[[], float] = time.monotonic,
+                 batch_size: int, final_eval: bool, spent_s: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic,
                  skip_steps: int = 3, window: int = 10, check_interval: int = 10):
         if budget_min <= 0:
             raise ValueError(f"train.time must be positive, got {budget_min}")
@@ -53,7 +55,7 @@ class TimeBudgetHook(HookBase):
         self.val_images, self.batch_size, self.final_eval = val_images, batch_size, final_eval
         self.clock, self.skip_steps = clock, skip_steps
         self.window, self.check_interval = window, check_interval
-        self.spent_s = 0.0              # time of earlier sessions (resume)
+        self.spent_s = spent_s          # time before training, or of earlier sessions (resume)
         self.measured_steps = 0         # timed training iterations
         self.measured_s = 0.0           # their seconds
         self.eval_s: Optional[float] = None  # longest validation seen
