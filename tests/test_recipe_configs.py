@@ -6,7 +6,7 @@ from yolact.config import config_to_dict, load_config
 
 # the keys added for short schedules, at the reference's behaviour
 TOOLS_OFF = {"warmup_fraction": None, "lr_schedule": "step", "final_lr_ratio": 0.01, "time": None,
-             "time_input_sizes": [], "time_min_epochs": 40.0,
+             "time_input_sizes": [], "time_min_epochs": 40.0, "time_object_px": 32.0,
              "optimizer": "sgd", "no_decay_norm_bias": False, "ema_decay": None, "ema_tau": 2000.0}
 POSTPROCESS = {"conf_threshold": 0.05, "nms_threshold": 0.5, "top_k": 200, "max_detections": 100, "nms": "fast",
                "mask_threshold": 0.5, "crop_at_image_size": False, "maskness_rescore": False,
@@ -51,7 +51,7 @@ SHAPES = {
               "warmup_iters": 500, "lr_steps": [], "gamma": 0.1, "max_iter": 2400, "autoscale": False,
               "save_interval": 800, "val_interval": 800, "val_max_images": None, "log_interval": 10,
               **RUN, "amp": "auto", **TOOLS_OFF, "optimizer": "adamw", "no_decay_norm_bias": True,
-              "lr_schedule": "cosine", "warmup_fraction": 0.05, "time": 10.0},
+              "lr_schedule": "cosine", "warmup_fraction": 0.05, "time": 10.0, "time_object_px": 32.0},
     "data": {"train_images": "data/shapes/train", "train_annotations": "data/shapes/annotations/instances_train.json",
              "val_images": "data/shapes/val", "val_annotations": "data/shapes/annotations/instances_val.json",
              "make_shapes": True, "keep_empty": False,
@@ -76,9 +76,10 @@ def test_small_is_shapes_without_the_shapes_data():
     small, shapes = config_to_dict(load_config("small")), config_to_dict(load_config("shapes"))
     for section in ("loss", "postprocess"):
         assert small[section] == shapes[section]
-    # the shapes images are 160 px; the recipe's input is 192
+    # the shapes images are 160 px; the recipe's input is 192, or larger for small objects on a fast machine
     assert small["model"] == {**shapes["model"], "input_size": 192}
-    assert small["train"] == {**shapes["train"], "time": None}  # the user sets the budget
+    assert small["train"] == {**shapes["train"], "time": None,  # the user sets the budget
+                              "time_input_sizes": [192, 224, 256]}
     assert small["data"]["make_shapes"] is False
     assert small["data"]["train_annotations"] == "data/custom/train/annotations.json"
     for key in ("augment", "keep_empty", "num_workers", "pin_memory", "persistent_workers", "cache"):

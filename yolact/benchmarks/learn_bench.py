@@ -54,8 +54,8 @@ def bench_learn(args, device, config_for) -> Tuple[List[dict], List[str], List[s
     # the size the run trained at (train.time_input_sizes may have chosen it)
     input_px = yaml.safe_load((run_dir / "config.yaml").read_text())["model"]["input_size"]
     iterations = int(metrics["iteration"])
-    row = {"config": stem, "seed": args.seed, "budget_min": args.budget, "input_px": input_px, "iterations": iterations,
-           "images_seen": iterations * config.train.batch_size,
+    row = {"config": stem, "seed": args.seed, "budget_min": args.budget, "input_px": input_px,
+           "iterations": iterations, "images_seen": iterations * config.train.batch_size,
            "mask_AP": metrics.get("segm/AP", float("nan")), "box_AP": metrics.get("bbox/AP", float("nan")),
            "wall_s": wall_s}
     notes = [f"{args.config} with train.time={args.budget} on {args.train}; COCOeval on {args.val}; "

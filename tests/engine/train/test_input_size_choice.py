@@ -188,3 +188,28 @@ def test_train_py_trains_at_the_chosen_size_and_a_resume_keeps_it(shapes_root, t
     assert load_checkpoint(run_dir / "weights" / "last.pth")["config"]["model"]["input_size"] == expected
     log = (run_dir / "train.log").read_text()
     assert "(resumed)" in log and log.count("train.time_input_sizes, ") == 1
+
+
+def _probe_on_rank(rank, world_size):
+    """Rank r's steps cost (r + 1) x the size's base cost on a fake clock."""
+    import yolact.utils.timing as timing
+
+    clock = FakeClock()
+    timing.time = SimpleNamespace(perf_counter=clock)
+    base = {48: 0.1, 64: 0.3}
+
+    def make_step(size):
+        def step():
+            clock.now += base[size] * (rank + 1)
+        return step
+
+    return time_probe_steps(make_step, [48, 64], device=CPU)
+
+
+@pytest.mark.slow
+def test_every_rank_gets_the_mean_of_the_ranks_timings(tmp_path):
+    from tests.engine.gloo_group import run_in_gloo_group
+
+    results = run_in_gloo_group(_probe_on_rank, 2, tmp_path / "out")
+    assert results[0] == results[1]
+    assert results[0] == {48: pytest.approx(0.15), 64: pytest.approx(0.45)}

@@ -88,10 +88,10 @@ def _train(config, config_name, run_name, checkpoint, final_eval, device, dist_i
         torch.set_num_threads(train_cfg.num_threads)
     seed_everything(train_cfg.seed + dist_info.rank)
     config, train_set, val_set = _prepare_datasets(config, dist_info, final_eval, device)
-    config, train_set, val_set, choice = _choose_input_size(config, checkpoint, train_set, val_set, dist_info,
-                                                            final_eval, device)
     if train_cfg.batch_size % dist_info.world_size:
         raise YolactError(f"train.batch_size={train_cfg.batch_size} is not divisible by {dist_info.world_size} processes")
+    config, train_set, val_set, choice = _choose_input_size(config, checkpoint, train_set, val_set, dist_info,
+                                                            final_eval, device)
     if dist_info.is_main:
         warn_about_schedule(config)
     hooks = _make_hooks(config, run_dir, train_set, val_set, device, dist_info, final_eval, spent_s=choice.seconds,
@@ -129,8 +129,8 @@ def _prepare_datasets(config: Config, dist_info, final_eval: bool, device: torch
 
 def _choose_input_size(config: Config, checkpoint, train_set, val_set, dist_info, final_eval: bool, device):
     """-> (config, train set, val set, :class:`InputSizeChoice`): a new run with
-    ``train.time_input_sizes`` takes the size the machine's speed affords (the datasets are built
-    again at it); a resumed run keeps its checkpoint's size."""
+    ``train.time_input_sizes`` takes the size its objects need and the machine's speed affords (the
+    datasets are built again at it); a resumed run keeps its checkpoint's size."""
     if checkpoint is not None:
         return config, train_set, val_set, InputSizeChoice(config, 0.0, "")
     choice = choose_time_input_size(config, records=train_set.records, device=device,
