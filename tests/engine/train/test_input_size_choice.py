@@ -187,7 +187,7 @@ def test_train_py_trains_at_the_chosen_size_and_a_resume_keeps_it(shapes_root, t
     assert train.main(["--config", "small", "--resume", str(run_dir), "train.time=0.3"]) == 0
     assert load_checkpoint(run_dir / "weights" / "last.pth")["config"]["model"]["input_size"] == expected
     log = (run_dir / "train.log").read_text()
-    assert "(resumed)" in log and log.count("train.time_input_sizes, ") == 1
+    assert "(resumed)" in log and log.count("train.time_input_sizes [") == 1
 
 
 def _probe_on_rank(rank, world_size):

@@ -2,10 +2,11 @@
 
 A larger input keeps more of small objects' pixels (the masks come from prototypes at a quarter of
 the input) and costs iterations. On the hard shapes sets (README "Benchmarks"), with 15 minutes on
-2 cores: where the budget trained 35 epochs at 224 px (a Xeon), 224 lost to 192 on the sets of
-larger objects and gained little on the small-object one; where it trained 46 epochs at 256 px (an
-EPYC, twice as fast), 256 beat 192 by 0.1 mask AP on the small-object set (median object 22 px at
-192) and gained nothing on a set whose median object spans 40 px at 192.
+2 cores: where the budget trained about 35 epochs at 224 px (a Xeon), 224 lost to 192 on the two
+sets of larger objects and gained 0.02 mask AP on the small-object one; where it trained about 46
+epochs at 256 px (an EPYC, twice as fast), 256 beat 192 by 0.1 mask AP on the small-object set
+(median object 22 px at 192) and lost 0.06 and 0.09 on the sets whose median objects span 40 and
+44 px at 192.
 
 The rule: when the smallest candidate already gives the training set's median object
 ``object_px`` pixels, take it. Otherwise time a few training steps of each candidate on a
