@@ -2,7 +2,7 @@
 
 A larger input keeps more of small objects' pixels (the masks come from prototypes at a quarter of
 the input) and costs iterations. On the hard shapes sets (README "Benchmarks"), with 15 minutes on
-2 cores: where the budget trained about 35 epochs at 224 px (a Xeon), 224 lost to 192 on the two
+2 cores: where the budget trained 31 to 37 epochs at 224 px (a Xeon), 224 lost to 192 on the two
 sets of larger objects and gained 0.02 mask AP on the small-object one; where it trained about 46
 epochs at 256 px (an EPYC, twice as fast), 256 beat 192 by 0.1 mask AP on the small-object set
 (median object 22 px at 192) and lost 0.06 and 0.09 on the sets whose median objects span 40 and
@@ -31,8 +31,8 @@ from yolact.utils.distributed import all_reduce_mean
 from yolact.utils.synthetic import synthetic_targets
 from yolact.utils.timing import time_interleaved_median_ms
 
-__all__ = ["TRAIN_FRACTION", "planned_epochs", "choose_input_size", "median_object_side", "time_probe_steps", "with_input_size",
-           "InputSizeChoice", "choose_time_input_size"]
+__all__ = ["TRAIN_FRACTION", "planned_epochs", "choose_input_size", "median_object_side", "time_probe_steps",
+           "with_input_size", "InputSizeChoice", "choose_time_input_size"]
 
 logger = logging.getLogger("yolact")
 
