@@ -2,9 +2,11 @@
 
 Coordinates are relative to the network input ([0, 1]) unless a function says otherwise.
 """
+from typing import Tuple
+
 import torch
 
-__all__ = ["BOX_VARIANCES", "cxcywh_to_xyxy", "encode_boxes", "decode_boxes", "crop_masks"]
+__all__ = ["BOX_VARIANCES", "cxcywh_to_xyxy", "encode_boxes", "decode_boxes", "crop_window", "crop_masks"]
 
 # SSD variances of the reference (SPEC §4): centre offsets are scaled by 0.1, log sizes by 0.2.
 BOX_VARIANCES = (0.1, 0.2)
@@ -53,11 +55,29 @@ def _padded_bounds(low: torch.Tensor, high: torch.Tensor, size: int, padding: in
     return (ordered_low - padding).clamp(min=0), (ordered_high + padding).clamp(max=size)
 
 
+def crop_window(boxes: torch.Tensor, size: Tuple[int, int], padding: int = 1) -> torch.Tensor:
+    """The pixels :func:`crop_masks` keeps: (n, H, W) bool, True inside each padded box.
+
+    Args:
+        boxes: (n, 4) xyxy, relative to the masks' extent.
+        size: (H, W) of the masks.
+    """
+    height, width = size
+    x1, x2 = _padded_bounds(boxes[:, 0], boxes[:, 2], width, padding)
+    y1, y2 = _padded_bounds(boxes[:, 1], boxes[:, 3], height, padding)
+    cols = torch.arange(width, device=boxes.device, dtype=x1.dtype).view(1, 1, width)
+    rows = torch.arange(height, device=boxes.device, dtype=y1.dtype).view(1, height, 1)
+    keep_cols = (cols >= x1.view(-1, 1, 1)) & (cols < x2.view(-1, 1, 1))  # (n, 1, W)
+    keep_rows = (rows >= y1.view(-1, 1, 1)) & (rows < y2.view(-1, 1, 1))  # (n, H, 1)
+    return keep_rows & keep_cols
+
+
 def crop_masks(masks: torch.Tensor, boxes: torch.Tensor, padding: int = 1) -> torch.Tensor:
     """Zero every mask pixel outside its box, as the reference's ``crop`` (SPEC §6.4 step 4).
 
     The box is scaled to the mask's pixels and padded by ``padding`` pixels; the bounds stay
-    floats (no rounding), and pixel (r, c) is kept when ``x1 <= c < x2`` and ``y1 <= r < y2``.
+    floats (no rounding), and pixel (r, c) is kept when ``x1 <= c < x2`` and ``y1 <= r < y2``
+    (:func:`crop_window`).
 
     Args:
         masks: (n, H, W) any float dtype.
@@ -65,11 +85,4 @@ def crop_masks(masks: torch.Tensor, boxes: torch.Tensor, padding: int = 1) -> to
     Returns:
         (n, H, W) the cropped masks, same dtype.
     """
-    num_masks, height, width = masks.shape
-    x1, x2 = _padded_bounds(boxes[:, 0], boxes[:, 2], width, padding)
-    y1, y2 = _padded_bounds(boxes[:, 1], boxes[:, 3], height, padding)
-    cols = torch.arange(width, device=masks.device, dtype=x1.dtype).view(1, 1, width)
-    rows = torch.arange(height, device=masks.device, dtype=y1.dtype).view(1, height, 1)
-    keep_cols = (cols >= x1.view(-1, 1, 1)) & (cols < x2.view(-1, 1, 1))  # (n, 1, W)
-    keep_rows = (rows >= y1.view(-1, 1, 1)) & (rows < y2.view(-1, 1, 1))  # (n, H, 1)
-    return masks * (keep_rows & keep_cols).to(masks.dtype)
+    return masks * crop_window(boxes, tuple(masks.shape[1:]), padding).to(masks.dtype)

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from pycocotools import mask as mask_utils
 
+from yolact.box_ops import crop_masks, crop_window
 from yolact.postprocess import mask_assembly
 from yolact.postprocess.mask_assembly import (CROPPED_LOGIT, assemble_masks, encode_masks_rle, linear_taps,
                                              mask_logits, mask_probabilities)
@@ -81,6 +82,16 @@ def test_crop_of_probabilities_is_exact_on_a_tiny_case():
     expected = torch.zeros(1, 10, 10)
     expected[0, 3:7, 2:7] = 0.5
     assert torch.equal(found, expected)
+
+
+def test_crop_window_is_the_kept_pixels_by_hand():
+    boxes = torch.tensor([[0.3, 0.4, 0.6, 0.55], [0.0, 0.0, 0.05, 1.0]])
+    window = crop_window(boxes, (10, 10), padding=1)
+    expected = torch.zeros(2, 10, 10, dtype=torch.bool)
+    expected[0, 3:7, 2:7] = True  # as above
+    expected[1, :, 0:2] = True  # x: [0 - 1, 0.5 + 1) clipped to columns 0..1; y: every row
+    assert torch.equal(window, expected)
+    assert torch.equal(crop_masks(torch.full((2, 10, 10), 0.5), boxes), expected * 0.5)
 
 
 def test_assembled_mask_by_hand():

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from pycocotools import mask as mask_utils
 
-from yolact.box_ops import crop_masks
+from yolact.box_ops import crop_masks, crop_window
 
 __all__ = ["LinearTaps", "linear_taps", "mask_probabilities", "mask_logits", "assemble_masks",
            "encode_masks_rle", "CROPPED_LOGIT", "INTERPOLATIONS"]
@@ -66,6 +66,12 @@ def linear_taps(out_size: int, in_size: int, *, device=None, dtype=torch.float32
     return LinearTaps(*(tap.to(device) for tap in (index0, index1, 1 - weight1, weight1)))
 
 
+def _linear_combination(prototypes: torch.Tensor, mask_coeffs: torch.Tensor) -> torch.Tensor:
+    """(Hp, Wp, k) prototypes, (n, k) coefficients -> (n, Hp, Wp) logits, prototypes @ coeffs."""
+    height, width, num_protos = prototypes.shape
+    return (mask_coeffs @ prototypes.reshape(-1, num_protos).T).view(-1, height, width)
+
+
 def mask_probabilities(prototypes: torch.Tensor, mask_coeffs: torch.Tensor,
                        boxes: torch.Tensor) -> torch.Tensor:
     """Cropped mask probabilities at prototype resolution.
@@ -77,9 +83,7 @@ def mask_probabilities(prototypes: torch.Tensor, mask_coeffs: torch.Tensor,
     Returns:
         (n, Hp, Wp) sigmoid(prototypes @ coeffs), 0 outside each box padded by 1 pixel.
     """
-    height, width, num_protos = prototypes.shape
-    logits = mask_coeffs @ prototypes.reshape(-1, num_protos).T  # (n, Hp * Wp)
-    return crop_masks(torch.sigmoid(logits).view(-1, height, width), boxes, padding=1)
+    return crop_masks(torch.sigmoid(_linear_combination(prototypes, mask_coeffs)), boxes, padding=1)
 
 
 def mask_logits(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
@@ -93,9 +97,8 @@ def mask_logits(prototypes: torch.Tensor, mask_coeffs: torch.Tensor, boxes: torc
         (n, Hp, Wp) prototypes @ coeffs, ``CROPPED_LOGIT`` outside each box padded by 1 pixel
         (where :func:`mask_probabilities` is 0).
     """
-    height, width, num_protos = prototypes.shape
-    logits = (mask_coeffs @ prototypes.reshape(-1, num_protos).T).view(-1, height, width)  # (n, Hp, Wp)
-    kept = crop_masks(torch.ones_like(logits), boxes, padding=1).bool()
+    logits = _linear_combination(prototypes, mask_coeffs)  # (n, Hp, Wp)
+    kept = crop_window(boxes, tuple(logits.shape[1:]), padding=1)  # (n, Hp, Wp)
     return torch.where(kept, logits, logits.new_tensor(CROPPED_LOGIT))
 
 
