@@ -250,3 +250,5 @@ def _check_augment(aug) -> None:
     for key in ("mosaic_prob", "copy_paste_prob"):
         if not 0.0 <= getattr(aug, key) <= 1.0:
             raise YolactError(f"data.augment.{key} must be in [0, 1], got {getattr(aug, key)}")
+    if not 0.0 <= aug.close_mosaic_fraction < 1.0:
+        raise YolactError(f"data.augment.close_mosaic_fraction must be in [0, 1), got {aug.close_mosaic_fraction}")

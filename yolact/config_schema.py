@@ -137,6 +137,9 @@ class AugmentConfig:
     mosaic_prob: float = 0.0
     # probability of pasting objects of a random other image on top (yolact/data/copy_paste.py); 0: off
     copy_paste_prob: float = 0.0
+    # the last fraction of the (planned) iterations trains without the mosaic and the copy-paste,
+    # on images as the evaluation sees them (Ultralytics' close_mosaic, as a fraction); 0: mixed to the end
+    close_mosaic_fraction: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from yolact.config import Config, apply_overrides, dump_config
 from yolact.engine.checkpoint import load_checkpoint, restore_rng_state
 from yolact.engine.performance_advice import log_performance_advice
 from yolact.engine.runtime import configure_cpu, configure_cuda, resolve_amp, seed_everything, select_device
+from yolact.engine.train.close_mosaic import CloseMosaicHook
 from yolact.engine.train.hooks import BestCheckpointer, Checkpointer
 from yolact.engine.train.input_size_choice import InputSizeChoice, choose_time_input_size
 from yolact.engine.train.monitor import TrainMonitor
@@ -213,12 +214,18 @@ def _make_trainer(config: Config, checkpoint, device, dist_info, train_set, hook
         workers = build_num_workers(config, device.type, world_size=dist_info.world_size)
         logger.info(f"data.num_workers auto: {workers} worker processes on {device.type}"
                     + (" (the loading runs in the training process, between steps)" if workers == 0 else ""))
-    loader = build_train_loader(config, train_set, batch_per_rank=batch_per_rank, start_iteration=state.iteration,
-                                rank=dist_info.rank, world_size=dist_info.world_size,
-                                pin_memory=device.type == "cuda", device_type=device.type)
+    def batches_from(start_iteration: int):
+        return iter(build_train_loader(config, train_set, batch_per_rank=batch_per_rank,
+                                       start_iteration=start_iteration, rank=dist_info.rank,
+                                       world_size=dist_info.world_size, pin_memory=device.type == "cuda",
+                                       device_type=device.type))
+
+    close_fraction = config.data.augment.close_mosaic_fraction
+    if close_fraction > 0 and train_set.mixer is not None:  # before the others: it swaps the batches
+        hooks = [CloseMosaicHook(close_fraction, train_set, batches_from), *hooks]
     lr_at, max_iter = build_lr_schedule(config)
     return Trainer(model=train_model, criterion=build_criterion(config).to(device), optimizer=optimizer,
-                   batches=iter(loader), device=device, lr_at=lr_at, max_iter=max_iter, amp=amp,
+                   batches=batches_from(state.iteration), device=device, lr_at=lr_at, max_iter=max_iter, amp=amp,
                    scaler=scaler, grad_clip=train_cfg.grad_clip, max_nonfinite=train_cfg.max_nonfinite,
                    channels_last=train_cfg.channels_last, log_interval=train_cfg.log_interval, hooks=hooks,
                    state=state)
