@@ -53,6 +53,22 @@ def test_a_resume_past_the_switch_switches_at_its_first_step():
     assert dataset.mixer is None and started == [8]
 
 
+def test_no_switch_before_the_time_budget_has_planned():
+    dataset, started, plan = SimpleNamespace(mixer="a mixer"), [], {"made": False}
+    hook = CloseMosaicHook(0.5, dataset, lambda start: started.append(start) or "unmixed",
+                           planned=lambda: plan["made"])
+    trainer = _fake_trainer(14)  # a time budget's placeholder length before its plan
+    trainer.state.iteration = 13
+    hook.before_step(trainer)
+    assert dataset.mixer == "a mixer" and started == []
+    plan["made"], trainer.max_iter = True, 400
+    hook.before_step(trainer)
+    assert dataset.mixer == "a mixer" and started == []  # 400 - 200: not yet
+    trainer.state.iteration = 200
+    hook.before_step(trainer)
+    assert dataset.mixer is None and started == [200]
+
+
 @pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1])
 def test_the_hook_refuses_a_fraction_outside_0_1(fraction):
     with pytest.raises(ValueError, match="close_mosaic_fraction must be in"):

@@ -30,17 +30,21 @@ class CloseMosaicHook(HookBase):
         fraction: in (0, 1).
         dataset: the training dataset (its ``mixer`` attribute is set to None).
         make_batches: ``start_iteration -> iterator of batches`` from that iteration on.
+        planned: whether ``trainer.max_iter`` is the run's length yet (with ``train.time`` it is a
+            placeholder until the time budget has planned); no switch before.
     """
 
-    def __init__(self, fraction: float, dataset, make_batches: Callable[[int], Iterator]):
+    def __init__(self, fraction: float, dataset, make_batches: Callable[[int], Iterator],
+                 planned: Callable[[], bool] = lambda: True):
         if not 0.0 < fraction < 1.0:
             raise ValueError(f"close_mosaic_fraction must be in (0, 1), got {fraction}")
-        self.fraction, self.dataset, self.make_batches = fraction, dataset, make_batches
+        self.fraction, self.dataset, self.make_batches, self.planned = fraction, dataset, make_batches, planned
         self.closed_at = None  # the iteration of the switch, once made
 
     def before_step(self, trainer) -> None:
         iteration = trainer.state.iteration
-        if self.closed_at is not None or iteration < close_mosaic_iteration(trainer.max_iter, self.fraction):
+        if (self.closed_at is not None or not self.planned()
+                or iteration < close_mosaic_iteration(trainer.max_iter, self.fraction)):
             return
         self.dataset.mixer = None
         trainer.batches = self.make_batches(iteration)

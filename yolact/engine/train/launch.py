@@ -22,6 +22,7 @@ from yolact.engine.train.monitor import TrainMonitor
 from yolact.engine.train.run_folder import (create_run_folder, find_resume_checkpoint, last_checkpoint_note,
                                            plan_run_folder)
 from yolact.engine.train.schedule_check import warn_about_schedule
+from yolact.engine.train.time_budget import TimeBudgetHook
 from yolact.engine.train.trainer import TrainState, Trainer
 from yolact.engine.train.validation_hook import ValidationHook, make_evaluate_fn, make_visualize_fn
 from yolact.errors import YolactError
@@ -221,8 +222,13 @@ def _make_trainer(config: Config, checkpoint, device, dist_info, train_set, hook
                                        device_type=device.type))
 
     close_fraction = config.data.augment.close_mosaic_fraction
-    if close_fraction > 0 and train_set.mixer is not None:  # before the others: it swaps the batches
-        hooks = [CloseMosaicHook(close_fraction, train_set, batches_from), *hooks]
+    if close_fraction > 0 and train_set.mixer is not None:
+        # after the time budget, so that it reads this step's plan, and never before there is one
+        budget = next((hook for hook in hooks if isinstance(hook, TimeBudgetHook)), None)
+        close = CloseMosaicHook(close_fraction, train_set, batches_from,
+                                planned=lambda: budget is None or budget.plan is not None)
+        hooks = list(hooks)
+        hooks.insert(hooks.index(budget) + 1 if budget is not None else 0, close)
     lr_at, max_iter = build_lr_schedule(config)
     return Trainer(model=train_model, criterion=build_criterion(config).to(device), optimizer=optimizer,
                    batches=batches_from(state.iteration), device=device, lr_at=lr_at, max_iter=max_iter, amp=amp,
