@@ -72,7 +72,9 @@ def config_for(args, num_classes=None):
 
 def _main(argv) -> int:
     from yolact.benchmarks.options import BenchmarkOptions
+    from yolact.entry import setup_console_logging
 
+    setup_console_logging()  # the training's plan, validations and final AP, on the console and in train.log
     args = BenchmarkOptions(**vars(build_parser().parse_args(argv)))
     args = dataclasses.replace(args, config=args.config or ("small" if args.command == "learn" else "shapes"))
     if args.threads:

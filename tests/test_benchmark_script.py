@@ -109,7 +109,8 @@ def test_learn_trains_within_the_budget_and_prints_ap(tmp_path, capsys):
     hard = tmp_path / "hard"
     assert load_script().main(["learn", *model, "--budget", "0.1", "--train", str(hard / "train"),
                                "--val", str(hard / "val"), "--seed", "1", "--threads", "1", "--json", str(out)]) == 0
-    lines = capsys.readouterr().out.splitlines()  # the final evaluation's summary comes first
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()  # the final evaluation's summary comes first
     title = next(i for i, line in enumerate(lines) if line.startswith("learn on "))
     header = lines[title + 1].split()
     assert header == ["config", "seed", "budget_min", "input_px", "iterations", "images_seen", "mask_AP", "box_AP",
@@ -118,3 +119,6 @@ def test_learn_trains_within_the_budget_and_prints_ap(tmp_path, capsys):
     assert (row["config"], row["seed"], row["budget_min"], row["input_px"]) == ("small", 1, 0.1, 64)
     assert row["iterations"] >= 1 and row["images_seen"] == 2 * row["iterations"]
     assert 0.0 <= row["mask_AP"] <= 1.0 and 0.0 <= row["box_AP"] <= 1.0
+    train_log = (tmp_path / "runs" / "learn-small-seed1" / "train.log").read_text()
+    assert "time budget 0.10 min:" in train_log and "validation at iteration" in train_log  # the yolact log at INFO
+    assert "final mask AP" in captured.err
