@@ -50,7 +50,7 @@ SHAPES = {
     "train": {"batch_size": 8, "lr": 0.004, "momentum": 0.9, "weight_decay": 0.05, "warmup_init_lr": 1e-4,
               "warmup_iters": 500, "lr_steps": [], "gamma": 0.1, "max_iter": 2400, "autoscale": False,
               "save_interval": 800, "val_interval": 800, "val_max_images": None, "log_interval": 10,
-              **RUN, "amp": "auto", **TOOLS_OFF, "optimizer": "adamw", "no_decay_norm_bias": True,
+              **RUN, "amp": "auto", "channels_last": "auto", **TOOLS_OFF, "optimizer": "adamw", "no_decay_norm_bias": True,
               "lr_schedule": "cosine", "warmup_fraction": 0.05, "time": 10.0, "time_object_px": 32.0},
     "data": {"train_images": "data/shapes/train", "train_annotations": "data/shapes/annotations/instances_train.json",
              "val_images": "data/shapes/val", "val_annotations": "data/shapes/annotations/instances_val.json",

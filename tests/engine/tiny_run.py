@@ -50,6 +50,7 @@ def tiny_overrides(data_root: Path, output_dir: Path, **extra) -> List[str]:
         "train.time": "null",  # exact iteration counts, whatever the recipe's time budget
         "train.time_input_sizes": "[]",  # and the size above, whatever the recipe's candidates
         "train.device": "cpu",
+        "train.amp": "off",  # fp32 on every CPU, AMX or not (the auto rule has its own tests)
         "train.output_dir": output_dir,
     }
     values.update(extra)

@@ -17,6 +17,10 @@ default and this table says where to turn it on (R50 550 batch 2, step time agai
 |---|---|
 | AMD EPYC, AVX2 | 1.00x (1.02x, 1.04x in other runs); plain channels_last 0.90x |
 | Intel Xeon, AVX-512 without AVX-512-BF16 (issue 17) | 0.95x: leave it off |
+
+Under autocast the ordinary convolution runs, forward and backward in channels_last: with bf16 on
+a Xeon with AMX, a small.yaml step at 192 px takes 124 ms in channels_last against 167 ms
+contiguous (1.34x), which is why ``train.channels_last: auto`` turns it on for bf16 on a CPU.
 """
 from typing import Tuple
 

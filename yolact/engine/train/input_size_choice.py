@@ -98,19 +98,20 @@ def _make_probe_step(config: Config, device: torch.device,
     """``size -> step``: one training step of ``config``'s model, loss and optimizer (at lr 0: the
     arithmetic of a real step on weights that stay put) on a synthetic batch at that size."""
     from yolact.build import build_criterion, build_model, build_optimizer
-    from yolact.engine.runtime import resolve_amp
+    from yolact.engine.runtime import resolve_amp, resolve_channels_last
     from yolact.engine.train.trainer import Trainer
     from yolact.optimize.nchw_backward_conv import to_channels_last_for_training
 
     train_cfg = config.train
     amp = resolve_amp(train_cfg.amp, device)
+    channels_last = resolve_channels_last(train_cfg.channels_last, device, amp)
 
     def make_step(size: int) -> Callable[[], object]:
         sized = with_input_size(config, size)
         model = build_model(sized, pretrained=None)
         model.set_bn_frozen(batch_per_rank < train_cfg.freeze_bn_below)
         model.to(device)
-        if train_cfg.channels_last:
+        if channels_last:
             to_channels_last_for_training(model, device)
         generator = torch.Generator().manual_seed(0)
         images = torch.randn(batch_per_rank, 3, size, size, generator=generator)
@@ -119,7 +120,7 @@ def _make_probe_step(config: Config, device: torch.device,
                           optimizer=build_optimizer(sized, model), batches=itertools.repeat((images, targets)),
                           device=device, lr_at=lambda iteration: 0.0, max_iter=10 ** 9, amp=amp,
                           scaler=torch.amp.GradScaler(device.type) if amp == "fp16" else None,
-                          channels_last=train_cfg.channels_last)
+                          channels_last=channels_last)
         trainer.model.train()
         return trainer.run_step
 

@@ -14,7 +14,8 @@ from yolact.build import (build_criterion, build_dataset, build_ema_hook, build_
 from yolact.config import Config, apply_overrides, dump_config
 from yolact.engine.checkpoint import load_checkpoint, restore_rng_state
 from yolact.engine.performance_advice import log_performance_advice
-from yolact.engine.runtime import configure_cpu, configure_cuda, resolve_amp, seed_everything, select_device
+from yolact.engine.runtime import (configure_cpu, configure_cuda, cpu_bf16_hint, resolve_amp, resolve_channels_last,
+                                   seed_everything, select_device)
 from yolact.engine.train.close_mosaic import CloseMosaicHook
 from yolact.engine.train.hooks import BestCheckpointer, Checkpointer
 from yolact.engine.train.input_size_choice import InputSizeChoice, choose_time_input_size
@@ -96,8 +97,14 @@ def _train(config, config_name, run_name, checkpoint, final_eval, device, dist_i
                                                             final_eval, device)
     if dist_info.is_main:
         warn_about_schedule(config)
+    header_notes = [choice.summary] if choice.summary else []
+    hint = cpu_bf16_hint(resolve_amp(config.train.amp, device), device)
+    if hint is not None:  # on the console and in train.log
+        header_notes.append(hint)
+        if dist_info.is_main:
+            logger.info(hint)
     hooks = _make_hooks(config, run_dir, train_set, val_set, device, dist_info, final_eval, spent_s=choice.seconds,
-                        header_notes=[choice.summary] if choice.summary else [])
+                        header_notes=header_notes)
     for hook in hooks if checkpoint is not None else ():
         hook.load_state_dict(checkpoint.get("hooks", {}).get(type(hook).__name__, {}))
     trainer = _make_trainer(config, checkpoint, device, dist_info, train_set, hooks)
@@ -188,10 +195,11 @@ def _make_trainer(config: Config, checkpoint, device, dist_info, train_set, hook
         _initialise_from(model, Path(config.model.init_weights))
     model.set_bn_frozen(batch_per_rank < train_cfg.freeze_bn_below)
     model.to(device)
-    if train_cfg.channels_last:
-        to_channels_last_for_training(model, device)
     amp = resolve_amp(train_cfg.amp, device)
     log_performance_advice(device, amp=amp)
+    channels_last = resolve_channels_last(train_cfg.channels_last, device, amp)
+    if channels_last:
+        to_channels_last_for_training(model, device)
     optimizer = build_optimizer(config, model)
     scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
     state = TrainState()
@@ -233,7 +241,7 @@ def _make_trainer(config: Config, checkpoint, device, dist_info, train_set, hook
     return Trainer(model=train_model, criterion=build_criterion(config).to(device), optimizer=optimizer,
                    batches=batches_from(state.iteration), device=device, lr_at=lr_at, max_iter=max_iter, amp=amp,
                    scaler=scaler, grad_clip=train_cfg.grad_clip, max_nonfinite=train_cfg.max_nonfinite,
-                   channels_last=train_cfg.channels_last, log_interval=train_cfg.log_interval, hooks=hooks,
+                   channels_last=channels_last, log_interval=train_cfg.log_interval, hooks=hooks,
                    state=state)
 
 
