@@ -4,7 +4,7 @@ import torch
 
 import train
 from tests.engine.tiny_run import make_tiny_shapes, tiny_overrides
-from yolact.engine import runtime
+from yolact.engine import performance_advice
 from yolact.engine.checkpoint import load_checkpoint
 from yolact.engine.evaluation.model_loading import load_model_for_inference
 from yolact.engine.train import launch
@@ -31,7 +31,7 @@ def test_small_recipe_in_bf16_trains_channels_last_and_a_cpu_with_amx_is_told(sh
     AMX for bf16 (mocked flags), an fp32 run's log says bf16 is faster there. One step only: on
     the 16-channel toy model, bf16 on a CPU with AMX now and then gave non-finite gradients from
     the second step on (README "On a CPU with AMX"); small.yaml's own model has not."""
-    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}))
+    monkeypatch.setattr(performance_advice, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}))
     made = []
     real_trainer = launch.Trainer
 

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from yolact.config import ConfigError, load_config
-from yolact.engine import runtime
-from yolact.engine.runtime import configure_cuda, cpu_bf16_hint, resolve_amp, resolve_channels_last
+from yolact.engine import performance_advice
+from yolact.engine.performance_advice import cpu_bf16_hint
+from yolact.engine.runtime import configure_cuda, resolve_amp, resolve_channels_last
 from yolact.engine.train import launch
 
 
@@ -23,6 +24,14 @@ def test_auto_amp_is_off_on_the_cpu_and_explicit_modes_stay():
     assert resolve_amp("auto", torch.device("cpu")) == "off"
     assert [resolve_amp(mode, torch.device("cuda")) for mode in ("off", "bf16", "fp16")] == ["off", "bf16", "fp16"]
     assert [resolve_amp(mode, torch.device("cpu")) for mode in ("off", "bf16", "fp16")] == ["off", "bf16", "fp16"]
+
+
+def test_reference_recipes_train_in_fp32_and_off_parses_on_the_command_line():
+    """YAML reads an unquoted off as false: ``train.amp=off`` used to be refused."""
+    assert load_config("coco").train.amp == "off"
+    assert load_config("yolact_plus_base").train.amp == "off"
+    assert load_config("shapes").train.amp == "auto"
+    assert load_config("shapes", ["train.amp=off"]).train.amp == "off"
 
 
 HINT = ("this CPU has amx_bf16: train.amp=bf16 (with train.channels_last=auto) trains about 2x faster here; "
@@ -41,7 +50,7 @@ def test_a_cpu_with_amx_gets_the_bf16_hint(flags, amp, device, expected):
 
 
 def test_no_hint_without_cpu_flags_to_read(monkeypatch):
-    monkeypatch.setattr(runtime, "cpu_flags", lambda: None)  # not Linux, or not x86
+    monkeypatch.setattr(performance_advice, "cpu_flags", lambda: None)  # not Linux, or not x86
     assert cpu_bf16_hint("off", torch.device("cpu")) is None
 
 

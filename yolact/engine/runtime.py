@@ -1,25 +1,18 @@
 """What both wings need from the machine: the device, the seeds and the one autocast helper."""
 import contextlib
 import random
-from typing import FrozenSet, Optional, Union
+from typing import Union
 
 import numpy as np
 import torch
 
 from yolact.utils.cpu_allocator import keep_freed_cpu_memory
-from yolact.utils.cpu_flags import cpu_flags
 from yolact.utils.distributed import resolve_device
 
-__all__ = ["AMP_MODES", "CPU_BF16_TRAINING_FLAG", "select_device", "resolve_amp", "cpu_bf16_hint",
-           "resolve_channels_last", "configure_cuda", "configure_cpu", "seed_everything", "autocast"]
+__all__ = ["AMP_MODES", "select_device", "resolve_amp", "resolve_channels_last", "configure_cuda", "configure_cpu",
+           "seed_everything", "autocast"]
 
 AMP_MODES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-# The CPU flag (as /proc/cpuinfo spells it) with which bf16 autocast trains faster than fp32: Intel's
-# AMX tiles for bf16. A small.yaml step at 192 px on 2 cores of such a Xeon: 264 ms fp32, 167 ms bf16,
-# 124 ms bf16 in channels_last. AVX-512-BF16 alone runs bf16 natively but no faster than fp32 (a 3x3
-# conv's forward and backward: 494 ms against 382 ms), and other CPUs emulate it (README "Benchmarks").
-CPU_BF16_TRAINING_FLAG = "amx_bf16"
 
 
 def select_device(name: str, *, world_size: int = 1, local_rank: int = 0, key: str = "train.device") -> torch.device:
@@ -33,29 +26,15 @@ def select_device(name: str, *, world_size: int = 1, local_rank: int = 0, key: s
 
 
 def resolve_amp(amp: str, device: torch.device) -> str:
-    """``amp`` with "auto" made concrete: "off" on a CPU (bf16 is emulated or no faster on most;
-    see :func:`cpu_bf16_hint` for those where it is faster), "bf16" on a GPU that runs it natively
-    (Ampere and newer), else "fp16" (with a GradScaler)."""
+    """``amp`` with "auto" made concrete: "off" on a CPU (bf16 is emulated or no faster on most; see
+    :func:`~yolact.engine.performance_advice.cpu_bf16_hint` for those where it is faster), "bf16"
+    on a GPU that runs it natively (Ampere and newer), else "fp16" (with a GradScaler)."""
     if amp != "auto":
         return amp
     if device.type != "cuda":
         return "off"
     with torch.cuda.device(device):
         return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
-
-
-def cpu_bf16_hint(amp: str, device: torch.device, *, flags: Optional[FrozenSet[str]] = None) -> Optional[str]:
-    """A line for the log when a run trains in fp32 (``amp`` resolved) on a CPU with AMX for bf16
-    (``CPU_BF16_TRAINING_FLAG`` among ``flags``, default this CPU's), where ``train.amp=bf16``
-    trains much faster; None otherwise. Not the default there: on a 16-channel toy model, bf16
-    steps on such a CPU now and then gave non-finite gradients (README "On a CPU with AMX")."""
-    if device.type != "cpu" or amp != "off":
-        return None
-    flags = cpu_flags() if flags is None else flags
-    if flags is None or CPU_BF16_TRAINING_FLAG not in flags:
-        return None
-    return (f"this CPU has {CPU_BF16_TRAINING_FLAG}: train.amp=bf16 (with train.channels_last=auto) trains about "
-            f"2x faster here; opt-in, see README \"On a CPU with AMX\"")
 
 
 def resolve_channels_last(channels_last: Union[bool, str], device: torch.device, amp: str) -> bool:

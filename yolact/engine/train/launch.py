@@ -13,9 +13,9 @@ from yolact.build import (build_criterion, build_dataset, build_ema_hook, build_
                           build_val_loader, with_num_classes)
 from yolact.config import Config, apply_overrides, dump_config
 from yolact.engine.checkpoint import load_checkpoint, restore_rng_state
-from yolact.engine.performance_advice import log_performance_advice
-from yolact.engine.runtime import (configure_cpu, configure_cuda, cpu_bf16_hint, resolve_amp, resolve_channels_last,
-                                   seed_everything, select_device)
+from yolact.engine.performance_advice import cpu_bf16_hint, log_performance_advice
+from yolact.engine.runtime import (configure_cpu, configure_cuda, resolve_amp, resolve_channels_last, seed_everything,
+                                   select_device)
 from yolact.engine.train.close_mosaic import CloseMosaicHook
 from yolact.engine.train.hooks import BestCheckpointer, Checkpointer
 from yolact.engine.train.input_size_choice import InputSizeChoice, choose_time_input_size
