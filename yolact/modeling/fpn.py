@@ -46,6 +46,21 @@ class FPN(nn.Module):
             top_down = top_down + lateral
             pre_outputs.insert(0, top_down)  # the path continues from the un-convolved sum
         outputs = [F.relu(conv(x)) for conv, x in zip(self.output_convs, pre_outputs)]
-        p6 = self.downsample_convs[0](outputs[-1])  # from the ReLU'd P5; no ReLU (SPEC §2)
-        p7 = self.downsample_convs[1](p6)
+        p6 = _downsample(self.downsample_convs[0], outputs[-1])  # from the ReLU'd P5; no ReLU (SPEC §2)
+        p7 = _downsample(self.downsample_convs[1], p6)
         return outputs + [p6, p7]
+
+
+def _downsample(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """``conv(x)`` for a stride-2 padded conv; in float32 where CPU bf16 autocast would train it wrong.
+
+    Under bf16 autocast on a CPU, oneDNN's weight gradient of a strided, padded convolution whose
+    input is one pixel wide reads memory nobody wrote (torch 2.14.1 on CPUs with AVX-512-BF16 or
+    AMX: the gradient is NaN or off by orders of magnitude in nearly every backward, never in
+    float32). P6 is 1 x 1 for inputs of 64 px and less, and the test model is that small; such a
+    map costs nothing in float32. x: [N, C, H, W] -> [N, C', ceil(H / 2), ceil(W / 2)].
+    """
+    if x.device.type == "cpu" and min(x.shape[-2:]) == 1 and torch.is_autocast_enabled("cpu"):
+        with torch.autocast("cpu", enabled=False):
+            return conv(x.float())
+    return conv(x)
