@@ -8,7 +8,7 @@ import torch
 
 from yolact.config import ConfigError, load_config
 from yolact.engine import performance_advice
-from yolact.engine.performance_advice import cpu_bf16_hint
+from yolact.engine.performance_advice import cpu_precision_note
 from yolact.engine.runtime import configure_cuda, resolve_amp, resolve_channels_last
 from yolact.engine.train import launch
 
@@ -20,8 +20,18 @@ def test_auto_amp_is_bf16_where_the_gpu_has_it_else_fp16(monkeypatch, bf16, expe
     assert resolve_amp("auto", torch.device("cuda", 0)) == expected
 
 
-def test_auto_amp_is_off_on_the_cpu_and_explicit_modes_stay():
-    assert resolve_amp("auto", torch.device("cpu")) == "off"
+AMX_CPU = frozenset({"avx512f", "avx512_bf16", "amx_tile", "amx_bf16"})
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (AMX_CPU, "bf16"),
+    (frozenset({"avx512f", "avx512_bf16"}), "off"),  # native bf16 without AMX: no faster than fp32
+    (frozenset({"avx2", "fma"}), "off"),  # bf16 emulated
+    (None, "off"),  # no flags to read (not Linux, or not x86)
+])
+def test_auto_amp_on_a_cpu_is_bf16_with_amx_only_and_explicit_modes_stay(monkeypatch, flags, expected):
+    monkeypatch.setattr(performance_advice, "cpu_flags", lambda: flags)
+    assert resolve_amp("auto", torch.device("cpu")) == expected
     assert [resolve_amp(mode, torch.device("cuda")) for mode in ("off", "bf16", "fp16")] == ["off", "bf16", "fp16"]
     assert [resolve_amp(mode, torch.device("cpu")) for mode in ("off", "bf16", "fp16")] == ["off", "bf16", "fp16"]
 
@@ -34,24 +44,28 @@ def test_reference_recipes_train_in_fp32_and_off_parses_on_the_command_line():
     assert load_config("shapes", ["train.amp=off"]).train.amp == "off"
 
 
-HINT = ("this CPU has amx_bf16: train.amp=bf16 (with train.channels_last=auto) trains about 2x faster here; "
-        "opt-in, see README \"On a CPU with AMX\"")
+SAID_FASTER = ("this CPU has amx_bf16: train.amp=auto (bf16 autocast here) trains about 2x faster than fp32; "
+               "README \"On a CPU with AMX\"")
+SAID_BF16 = ("train.amp=auto: bf16 autocast on this CPU (amx_bf16, about 2x faster than fp32; weights, loss and "
+             "validation stay fp32); train.amp=off trains in fp32")
 
 
-@pytest.mark.parametrize("flags, amp, device, expected", [
-    ({"avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}, "off", "cpu", HINT),
-    ({"avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}, "bf16", "cpu", None),  # already bf16
-    ({"avx512f", "avx512_bf16"}, "off", "cpu", None),  # native bf16 without AMX: no faster than fp32
-    ({"avx2", "fma"}, "off", "cpu", None),  # bf16 emulated
-    ({"amx_bf16"}, "off", "cuda", None),
+@pytest.mark.parametrize("flags, amp_setting, amp, device, expected", [
+    (AMX_CPU, "off", "off", "cpu", SAID_FASTER),
+    (AMX_CPU, "auto", "bf16", "cpu", SAID_BF16),
+    (AMX_CPU, "bf16", "bf16", "cpu", None),  # asked for
+    ({"avx512f", "avx512_bf16"}, "off", "off", "cpu", None),  # native bf16 without AMX: no faster than fp32
+    ({"avx512f", "avx512_bf16"}, "auto", "off", "cpu", None),
+    ({"avx2", "fma"}, "auto", "off", "cpu", None),  # bf16 emulated
+    (AMX_CPU, "auto", "bf16", "cuda", None),
 ])
-def test_a_cpu_with_amx_gets_the_bf16_hint(flags, amp, device, expected):
-    assert cpu_bf16_hint(amp, torch.device(device), flags=frozenset(flags)) == expected
+def test_a_cpu_with_amx_says_what_precision_it_trains_in(flags, amp_setting, amp, device, expected):
+    assert cpu_precision_note(amp_setting, amp, torch.device(device), flags=frozenset(flags)) == expected
 
 
-def test_no_hint_without_cpu_flags_to_read(monkeypatch):
+def test_no_precision_note_without_cpu_flags_to_read(monkeypatch):
     monkeypatch.setattr(performance_advice, "cpu_flags", lambda: None)  # not Linux, or not x86
-    assert cpu_bf16_hint("off", torch.device("cpu")) is None
+    assert cpu_precision_note("off", "off", torch.device("cpu")) is None
 
 
 @pytest.mark.parametrize("device, amp, expected", [("cpu", "bf16", True), ("cpu", "off", False),

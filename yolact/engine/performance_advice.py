@@ -15,8 +15,9 @@ are no flags to read (not Linux, or not x86), a one-time micro-benchmark decides
 convolution's forward and backward under autocast must not take more than twice their float32
 time (native: 1.3x and less; emulated: 3x and more).
 
-The other way round, an fp32 run on a CPU with AMX for bf16 gets a hint: there a small.yaml step at
-192 px takes 264 ms in fp32, 167 ms in bf16 and 124 ms in bf16 with channels_last (2 cores).
+Where the CPU has AMX for bf16, bf16 autocast is also much faster than fp32 (there train.amp "auto"
+is bf16, :func:`~yolact.engine.runtime.resolve_amp`): a small.yaml step at 192 px takes 264 ms in
+fp32, 167 ms in bf16 and 124 ms in bf16 with channels_last (2 cores).
 """
 import functools
 import logging
@@ -27,8 +28,8 @@ import torch
 
 from yolact.utils.cpu_flags import cpu_flags
 
-__all__ = ["NATIVE_CPU_FLAGS", "CPU_BF16_TRAINING_FLAG", "cpu_flags", "cpu_has_native", "cpu_bf16_hint",
-           "log_performance_advice"]
+__all__ = ["NATIVE_CPU_FLAGS", "CPU_BF16_TRAINING_FLAG", "cpu_flags", "cpu_has_native", "cpu_trains_faster_in_bf16",
+           "cpu_precision_note", "log_performance_advice"]
 
 logger = logging.getLogger("yolact")
 
@@ -89,15 +90,28 @@ def log_performance_advice(device: torch.device, *, amp: str = "off") -> None:
                        f"than fp32; set amp to off here")
 
 
-def cpu_bf16_hint(amp: str, device: torch.device, *, flags: Optional[FrozenSet[str]] = None) -> Optional[str]:
-    """A line for the log when a run trains in fp32 (``amp`` resolved) on a CPU with AMX for bf16
-    (``CPU_BF16_TRAINING_FLAG`` among ``flags``, default this CPU's), where ``train.amp=bf16``
-    trains much faster; None otherwise. Not the default there: on a 16-channel toy model, bf16
-    steps on such a CPU now and then gave non-finite gradients (README "On a CPU with AMX")."""
-    if device.type != "cpu" or amp != "off":
-        return None
+def cpu_trains_faster_in_bf16(flags: Optional[FrozenSet[str]] = None) -> bool:
+    """Whether bf16 autocast trains faster than fp32 on this CPU: ``CPU_BF16_TRAINING_FLAG`` among
+    ``flags`` (default this CPU's; False where there are none to read)."""
     flags = cpu_flags() if flags is None else flags
-    if flags is None or CPU_BF16_TRAINING_FLAG not in flags:
+    return flags is not None and CPU_BF16_TRAINING_FLAG in flags
+
+
+def cpu_precision_note(amp_setting: str, amp: str, device: torch.device, *,
+                       flags: Optional[FrozenSet[str]] = None) -> Optional[str]:
+    """A line for the log about the precision a CPU run trains in, where the machine decided it or
+    could do better; None otherwise. ``amp_setting`` is train.amp as configured, ``amp`` resolved.
+
+    On a CPU with AMX for bf16 (:func:`cpu_trains_faster_in_bf16` with ``flags``): "auto" that
+    became bf16 says so (the run differs from the same config on another CPU), and an fp32 run says
+    that bf16 trains about twice as fast here.
+    """
+    if device.type != "cpu" or not cpu_trains_faster_in_bf16(flags):
         return None
-    return (f"this CPU has {CPU_BF16_TRAINING_FLAG}: train.amp=bf16 (with train.channels_last=auto) trains about "
-            f"2x faster here; opt-in, see README \"On a CPU with AMX\"")
+    if amp == "off":
+        return (f"this CPU has {CPU_BF16_TRAINING_FLAG}: train.amp=auto (bf16 autocast here) trains about 2x faster "
+                f"than fp32; README \"On a CPU with AMX\"")
+    if amp_setting == "auto" and amp == "bf16":
+        return (f"train.amp=auto: bf16 autocast on this CPU ({CPU_BF16_TRAINING_FLAG}, about 2x faster than fp32; "
+                f"weights, loss and validation stay fp32); train.amp=off trains in fp32")
+    return None

@@ -13,7 +13,7 @@ from yolact.build import (build_criterion, build_dataset, build_ema_hook, build_
                           build_val_loader, with_num_classes)
 from yolact.config import Config, apply_overrides, dump_config
 from yolact.engine.checkpoint import load_checkpoint, restore_rng_state
-from yolact.engine.performance_advice import cpu_bf16_hint, log_performance_advice
+from yolact.engine.performance_advice import cpu_precision_note, log_performance_advice
 from yolact.engine.runtime import (configure_cpu, configure_cuda, resolve_amp, resolve_channels_last, seed_everything,
                                    select_device)
 from yolact.engine.train.close_mosaic import CloseMosaicHook
@@ -98,11 +98,11 @@ def _train(config, config_name, run_name, checkpoint, final_eval, device, dist_i
     if dist_info.is_main:
         warn_about_schedule(config)
     header_notes = [choice.summary] if choice.summary else []
-    hint = cpu_bf16_hint(resolve_amp(config.train.amp, device), device)
-    if hint is not None:  # on the console and in train.log
-        header_notes.append(hint)
+    precision_note = cpu_precision_note(config.train.amp, resolve_amp(config.train.amp, device), device)
+    if precision_note is not None:  # on the console and in train.log
+        header_notes.append(precision_note)
         if dist_info.is_main:
-            logger.info(hint)
+            logger.info(precision_note)
     hooks = _make_hooks(config, run_dir, train_set, val_set, device, dist_info, final_eval, spent_s=choice.seconds,
                         header_notes=header_notes)
     for hook in hooks if checkpoint is not None else ():
