@@ -55,9 +55,9 @@ def _downsample(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """``conv(x)`` for a stride-2 padded conv; in float32 where CPU bf16 autocast would train it wrong.
 
     Under bf16 autocast on a CPU, oneDNN's weight gradient of a strided, padded convolution whose
-    input is one pixel wide reads memory nobody wrote (torch 2.14.1 on CPUs with AVX-512-BF16 or
-    AMX: the gradient is NaN or off by orders of magnitude in nearly every backward, never in
-    float32). P6 is 1 x 1 for inputs of 64 px and less, and the test model is that small; such a
+    input is one pixel wide reads memory nobody wrote (torch 2.14.1: NaN or orders of magnitude off
+    in most backwards on the AMX kernels and in about a third on the AVX-512-BF16 ones; never in
+    float32, nor where bf16 is emulated). P6 is 1 x 1 for inputs of 64 px and less, and the test model is that small; such a
     map costs nothing in float32. x: [N, C, H, W] -> [N, C', ceil(H / 2), ceil(W / 2)].
     """
     if x.device.type == "cpu" and min(x.shape[-2:]) == 1 and torch.is_autocast_enabled("cpu"):
