@@ -28,7 +28,7 @@ def test_small_recipe_trains_a_few_iterations(shapes_root, tmp_path):
 
 def test_small_recipe_on_a_cpu_with_amx_trains_in_bf16_channels_last_and_says_so(shapes_root, tmp_path, monkeypatch):
     """On a CPU that reports AMX for bf16 (mocked flags) small.yaml's train.amp "auto" is bf16 and
-    its channels_last "auto" follows; the log says so. train.amp=off trains in fp32 and its log
+    its channels_last "auto" follows, and the trainer checks the gradients; the log says so. train.amp=off trains in fp32 and its log
     says bf16 is faster there. The 4 bf16 steps of the 16-channel toy model (P6 and P7 1 x 1)
     end with finite weights: before yolact/modeling/fpn.py ran those convs in fp32, its
     gradients were NaN on CPUs with bf16 kernels."""
@@ -46,8 +46,8 @@ def test_small_recipe_on_a_cpu_with_amx_trains_in_bf16_channels_last_and_says_so
     assert train.main(["--config", "small", "--name", "fp32"]
                       + tiny_overrides(shapes_root, tmp_path, **{"train.max_iter": 1, "train.val_interval": 0})) == 0
     bf16, fp32 = made
-    assert (bf16["amp"], bf16["channels_last"], bf16["scaler"]) == ("bf16", True, None)
-    assert (fp32["amp"], fp32["channels_last"]) == ("off", False)
+    assert (bf16["amp"], bf16["channels_last"], bf16["scaler"], bf16["check_gradients"]) == ("bf16", True, None, True)
+    assert (fp32["amp"], fp32["channels_last"], fp32["check_gradients"]) == ("off", False, False)
     stem = next(p for p in bf16["model"].parameters() if p.dim() == 4 and p.shape[-1] > 1)  # 1x1 are both
     assert stem.is_contiguous(memory_format=torch.channels_last) and not stem.is_contiguous()
     said_bf16 = "train.amp=auto: bf16 autocast on this CPU (amx_bf16, about 2x faster than fp32"

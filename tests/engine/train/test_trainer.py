@@ -156,3 +156,41 @@ def test_an_error_still_runs_after_train_and_marks_the_state():
     with pytest.raises(RuntimeError, match="boom"):
         trainer.train()
     assert log[-1] == ("r", "after_train", 1) and trainer.state.crashed
+
+
+def poison_gradients(model: StubModel, nan_backwards):
+    """Make w's gradient NaN at the chosen backward passes (1, 2, ...), with a finite loss:
+    what a faulty low-precision kernel does (README "On a CPU with AMX")."""
+    backwards = itertools.count(1)
+    model.weight.register_hook(lambda grad: grad * math.nan if next(backwards) in nan_backwards else grad)
+
+
+def test_checked_nonfinite_gradients_are_skipped_without_an_update(caplog):
+    yolact_logger = logging.getLogger("yolact")
+    yolact_logger.addHandler(caplog.handler)
+    log = []
+    checked = make_trainer(hooks=[Recorder("r", log)], max_iter=2, lr=0.1, check_gradients=True)
+    poison_gradients(checked.model, {1})
+    unchecked = make_trainer(max_iter=1, lr=0.1)
+    poison_gradients(unchecked.model, {1})
+    try:
+        state = checked.train()
+    finally:
+        yolact_logger.removeHandler(caplog.handler)
+    unchecked.train()
+    moments = [(moment, iteration) for _, moment, iteration in log if moment != "before_step"]
+    assert moments == [("before_train", 0), ("after_skipped_step", 0), ("after_step", 1), ("after_step", 2),
+                       ("after_train", 2)]
+    # w = 1 -> 0.7 -> 0.7 - 0.1 * (2 + 0.7) = 0.43: two clean steps, as if the poisoned one never happened
+    assert checked.model.weight.item() == pytest.approx(0.43)
+    assert (state.iteration, state.nonfinite_streak) == (2, 0)
+    assert "non-finite gradient at iteration 0 (loss_a=2, loss_b=0.5)" in caplog.text
+    assert math.isnan(unchecked.model.weight.item())  # what the check prevents
+
+
+def test_a_streak_of_nonfinite_gradients_stops_naming_them():
+    trainer = make_trainer(max_iter=10, max_nonfinite=2, check_gradients=True)
+    poison_gradients(trainer.model, {2, 3})
+    with pytest.raises(YolactError, match=r"^training stopped at iteration 1: 2 non-finite gradients in a row"):
+        trainer.train()
+    assert trainer.model.weight.item() == pytest.approx(0.7)  # the last good state

@@ -7,7 +7,7 @@ A hook is called by :class:`~yolact.engine.train.trainer.Trainer` in this order:
         before_step(trainer)
         <one step: batch, forward, loss, backward, optimizer>
         after_step(trainer)            # a step was taken: state.iteration counts it
-        or after_skipped_step(trainer) # a non-finite loss: no update, state.nonfinite_streak grew
+        or after_skipped_step(trainer) # a non-finite loss (or checked gradient): no update, state.nonfinite_streak grew
     after_train(trainer)               # always, also after a stop or an error (see TrainState)
 
 Hooks run in the order of the trainer's list. A hook may ask the loop to stop by setting

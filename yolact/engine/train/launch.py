@@ -241,8 +241,9 @@ def _make_trainer(config: Config, checkpoint, device, dist_info, train_set, hook
     return Trainer(model=train_model, criterion=build_criterion(config).to(device), optimizer=optimizer,
                    batches=batches_from(state.iteration), device=device, lr_at=lr_at, max_iter=max_iter, amp=amp,
                    scaler=scaler, grad_clip=train_cfg.grad_clip, max_nonfinite=train_cfg.max_nonfinite,
-                   channels_last=channels_last, log_interval=train_cfg.log_interval, hooks=hooks,
-                   state=state)
+                   # free on a CPU (no device to wait for); oneDNN's bf16 kernels have been caught at it
+                   check_gradients=device.type == "cpu" and amp == "bf16", channels_last=channels_last,
+                   log_interval=train_cfg.log_interval, hooks=hooks, state=state)
 
 
 def build_model_local_rank_first(config: Config, pretrained: Optional[str], dist_info):

@@ -18,12 +18,14 @@ __all__ = ["TrainState", "Trainer"]
 
 logger = logging.getLogger("yolact")
 
+_PLURALS = {"loss": "losses", "gradient": "gradients"}
+
 
 @dataclass
 class TrainState:
     """What the loop carries between iterations; ``iteration`` and ``best_mask_ap`` go into checkpoints."""
     iteration: int = 0                 # iterations finished
-    nonfinite_streak: int = 0          # non-finite losses in a row
+    nonfinite_streak: int = 0          # non-finite losses (or checked gradients) in a row
     best_mask_ap: float = -1.0         # best validation mask AP so far
     stop_reason: Optional[str] = None  # set by a signal, the non-finite policy or a hook
     crashed: bool = False              # an exception left the loop (hooks' after_train still run)
@@ -50,6 +52,11 @@ class Trainer:
         grad_clip: clip the gradients' global norm to this (None: off).
         max_nonfinite: stop (YolactError, after the hooks' ``after_train``) after this many
             non-finite losses in a row; each is skipped without an update.
+        check_gradients: also skip (and count among ``max_nonfinite``) a step whose gradients are
+            not all finite though its loss is: one more host sync, so launch sets it only where
+            that is free and a kernel has been caught at it, bf16 autocast on a CPU (README "On a
+            CPU with AMX"). After DDP's all-reduce every rank holds the same gradients, so all
+            ranks skip together. Not with a ``scaler``: fp16's GradScaler skips such steps on its own.
     """
     model: torch.nn.Module
     criterion: torch.nn.Module
@@ -62,6 +69,7 @@ class Trainer:
     scaler: Optional[torch.amp.GradScaler] = None
     grad_clip: Optional[float] = None
     max_nonfinite: int = 10
+    check_gradients: bool = False
     channels_last: bool = False
     log_interval: int = 1
     hooks: Sequence = ()
@@ -107,9 +115,9 @@ class Trainer:
         return images, targets
 
     def run_step(self) -> bool:
-        """One iteration: lr, forward, loss, non-finite check, backward, clip, step.
+        """One iteration: lr, forward, loss, non-finite check, backward, gradient check, clip, step.
 
-        Returns whether a step was taken (False: a non-finite loss, skipped).
+        Returns whether a step was taken (False: a non-finite loss or checked gradient, skipped).
         """
         iteration = self.state.iteration
         start = time.perf_counter()
@@ -130,8 +138,10 @@ class Trainer:
         if not finite_everywhere:
             self._handle_nonfinite(iteration, losses, targets)
             return False
+        if not self._backward_and_step(total):
+            self._handle_nonfinite(iteration, losses, targets, what="gradient")
+            return False
         self.state.nonfinite_streak = 0
-        self._backward_and_step(total)
         self.state.iteration += 1
         scalars = {}
         if self.state.iteration % max(1, self.log_interval) == 0 or self.state.iteration >= self.max_iter:
@@ -156,12 +166,15 @@ class Trainer:
                         for name, weight in self.loss_weights.items() if name in losses and weight})
         return scalars
 
-    def _backward_and_step(self, total: torch.Tensor) -> None:
+    def _backward_and_step(self, total: torch.Tensor) -> bool:
+        """Backward and (unless ``check_gradients`` finds a non-finite gradient) the update; whether it was made."""
         if self.scaler is not None:
             self.scaler.scale(total).backward()
             self.scaler.unscale_(self.optimizer)
         else:
             total.backward()
+        if self.check_gradients and self.scaler is None and not self._gradients_finite():
+            return False  # (a GradScaler skips such a step itself, and lowers its scale)
         if self.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         if self.scaler is not None:
@@ -169,18 +182,24 @@ class Trainer:
             self.scaler.update()
         else:
             self.optimizer.step()
+        return True
 
-    def _handle_nonfinite(self, iteration: int, losses: Dict[str, torch.Tensor], targets) -> None:
-        """Skip the step, say what happened, stop after ``max_nonfinite`` in a row."""
+    def _gradients_finite(self) -> bool:
+        """Whether every parameter's gradient is finite (their global 2-norm is; one host sync)."""
+        gradients = [p.grad for p in self.model.parameters() if p.grad is not None]
+        return bool(torch.isfinite(torch.nn.utils.get_total_norm(gradients)))
+
+    def _handle_nonfinite(self, iteration: int, losses: Dict[str, torch.Tensor], targets, what: str = "loss") -> None:
+        """Skip the step, say what happened (a non-finite ``what``), stop after ``max_nonfinite`` in a row."""
         self.state.nonfinite_streak += 1
         terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
         image_ids = [t.get("image_id") for t in targets]
-        logger.warning(f"non-finite loss at iteration {iteration} ({terms}); image ids {image_ids}; step skipped "
+        logger.warning(f"non-finite {what} at iteration {iteration} ({terms}); image ids {image_ids}; step skipped "
                        f"({self.state.nonfinite_streak}/{self.max_nonfinite} in a row)")
         if self.state.nonfinite_streak >= self.max_nonfinite:
             self.state.stop_reason = "nonfinite"
             self._nonfinite_error = (f"training stopped at iteration {iteration}: {self.max_nonfinite} non-finite "
-                                     f"losses in a row (last: {terms}; image ids {image_ids}); the last good state "
+                                     f"{_PLURALS[what]} in a row (last: {terms}; image ids {image_ids}); the last good state "
                                      f"is saved")
 
 
