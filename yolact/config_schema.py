@@ -233,9 +233,9 @@ class TrainConfig:
     autoscale: bool = True
     # BatchNorm is frozen when the per-device batch is below this (the reference uses 6)
     freeze_bn_below: int = 6
-    # mixed precision: "auto" (bf16 on GPUs that support it, else fp16; off on the CPU), "off"
-    # (fp32, the reference's), "bf16" (about 2x faster training on CPUs with AMX) or "fp16" (with a
-    # GradScaler)
+    # mixed precision: "auto" (bf16 on GPUs that support it, else fp16; on a CPU bf16 where it has
+    # AMX for bf16, about 2x faster there, else off), "off" (fp32, the reference's), "bf16" or
+    # "fp16" (with a GradScaler)
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     # clip the gradient norm to this value; null disables clipping
     grad_clip: Optional[float] = None
