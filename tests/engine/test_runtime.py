@@ -9,7 +9,7 @@ import torch
 from yolact.config import ConfigError, load_config
 from yolact.engine import performance_advice
 from yolact.engine.performance_advice import cpu_precision_note
-from yolact.engine.runtime import configure_cuda, resolve_amp, resolve_channels_last
+from yolact.engine.runtime import checks_gradients, configure_cuda, resolve_amp, resolve_channels_last
 from yolact.engine.train import launch
 
 
@@ -101,3 +101,9 @@ def test_channels_last_takes_a_bool_or_auto():
     assert load_config("small", ["train.channels_last=true"]).train.channels_last is True
     with pytest.raises(ConfigError, match="key 'train.channels_last' must be bool or 'auto', got 'sometimes'"):
         load_config("small", ["train.channels_last=sometimes"])
+
+
+@pytest.mark.parametrize("device, amp, expected", [("cpu", "bf16", True), ("cpu", "off", False),
+                                                   ("cpu", "fp16", False), ("cuda", "bf16", False)])
+def test_gradients_are_checked_for_bf16_on_a_cpu_only(device, amp, expected):
+    assert checks_gradients(torch.device(device), amp) is expected

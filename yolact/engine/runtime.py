@@ -10,8 +10,8 @@ from yolact.engine import performance_advice
 from yolact.utils.cpu_allocator import keep_freed_cpu_memory
 from yolact.utils.distributed import resolve_device
 
-__all__ = ["AMP_MODES", "select_device", "resolve_amp", "resolve_channels_last", "configure_cuda", "configure_cpu",
-           "seed_everything", "autocast"]
+__all__ = ["AMP_MODES", "select_device", "resolve_amp", "resolve_channels_last", "checks_gradients",
+           "configure_cuda", "configure_cpu", "seed_everything", "autocast"]
 
 AMP_MODES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -46,6 +46,13 @@ def resolve_channels_last(channels_last: Union[bool, str], device: torch.device,
     if channels_last == "auto":
         return device.type == "cpu" and amp == "bf16"
     return bool(channels_last)
+
+
+def checks_gradients(device: torch.device, amp: str) -> bool:
+    """Whether training checks its gradients are finite after each backward (``Trainer.check_gradients``):
+    for bf16 (``amp`` resolved) on a CPU, where the extra host sync is free and oneDNN's bf16
+    kernels have been caught at wrong gradients (README "On a CPU with AMX")."""
+    return device.type == "cpu" and amp == "bf16"
 
 
 def configure_cuda(device: torch.device) -> None:

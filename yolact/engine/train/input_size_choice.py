@@ -98,7 +98,7 @@ def _make_probe_step(config: Config, device: torch.device,
     """``size -> step``: one training step of ``config``'s model, loss and optimizer (at lr 0: the
     arithmetic of a real step on weights that stay put) on a synthetic batch at that size."""
     from yolact.build import build_criterion, build_model, build_optimizer
-    from yolact.engine.runtime import resolve_amp, resolve_channels_last
+    from yolact.engine.runtime import checks_gradients, resolve_amp, resolve_channels_last
     from yolact.engine.train.trainer import Trainer
     from yolact.optimize.nchw_backward_conv import to_channels_last_for_training
 
@@ -120,7 +120,7 @@ def _make_probe_step(config: Config, device: torch.device,
                           optimizer=build_optimizer(sized, model), batches=itertools.repeat((images, targets)),
                           device=device, lr_at=lambda iteration: 0.0, max_iter=10 ** 9, amp=amp,
                           scaler=torch.amp.GradScaler(device.type) if amp == "fp16" else None,
-                          channels_last=channels_last)
+                          check_gradients=checks_gradients(device, amp), channels_last=channels_last)
         trainer.model.train()
         return trainer.run_step
 

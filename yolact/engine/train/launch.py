@@ -14,8 +14,8 @@ from yolact.build import (build_criterion, build_dataset, build_ema_hook, build_
 from yolact.config import Config, apply_overrides, dump_config
 from yolact.engine.checkpoint import load_checkpoint, restore_rng_state
 from yolact.engine.performance_advice import cpu_precision_note, log_performance_advice
-from yolact.engine.runtime import (configure_cpu, configure_cuda, resolve_amp, resolve_channels_last, seed_everything,
-                                   select_device)
+from yolact.engine.runtime import (checks_gradients, configure_cpu, configure_cuda, resolve_amp, resolve_channels_last,
+                                   seed_everything, select_device)
 from yolact.engine.train.close_mosaic import CloseMosaicHook
 from yolact.engine.train.hooks import BestCheckpointer, Checkpointer
 from yolact.engine.train.input_size_choice import InputSizeChoice, choose_time_input_size
@@ -241,8 +241,7 @@ def _make_trainer(config: Config, checkpoint, device, dist_info, train_set, hook
     return Trainer(model=train_model, criterion=build_criterion(config).to(device), optimizer=optimizer,
                    batches=batches_from(state.iteration), device=device, lr_at=lr_at, max_iter=max_iter, amp=amp,
                    scaler=scaler, grad_clip=train_cfg.grad_clip, max_nonfinite=train_cfg.max_nonfinite,
-                   # free on a CPU (no device to wait for); oneDNN's bf16 kernels have been caught at it
-                   check_gradients=device.type == "cpu" and amp == "bf16", channels_last=channels_last,
+                   check_gradients=checks_gradients(device, amp), channels_last=channels_last,
                    log_interval=train_cfg.log_interval, hooks=hooks, state=state)
 
 
