@@ -8,6 +8,7 @@ from yolact.engine import performance_advice
 from yolact.engine.checkpoint import load_checkpoint
 from yolact.engine.evaluation.model_loading import load_model_for_inference
 from yolact.engine.train import launch
+from yolact.optimize.nchw_backward_conv import NCHWBackwardConv2d
 
 pytestmark = pytest.mark.slow
 
@@ -27,9 +28,10 @@ def test_small_recipe_trains_a_few_iterations(shapes_root, tmp_path):
 
 
 def test_small_recipe_on_a_cpu_with_amx_trains_in_bf16_channels_last_and_says_so(shapes_root, tmp_path, monkeypatch):
-    """On a CPU that reports AMX for bf16 (mocked flags) small.yaml's train.amp "auto" is bf16 and
-    its channels_last "auto" follows, and the trainer checks the gradients; the log says so. train.amp=off trains in fp32 and its log
-    says bf16 is faster there. The 4 bf16 steps of the 16-channel toy model (P6 and P7 1 x 1)
+    """On a CPU that reports AMX for bf16 (mocked flags) small.yaml's train.amp "auto" is bf16, and
+    the trainer checks the gradients; the log says so. train.amp=off trains in fp32 and its log
+    says bf16 is faster there. channels_last "auto" is on in both, with oneDNN's own backward (no
+    NCHW-backward convolutions, which train.channels_last=true uses in fp32). The 4 bf16 steps of the 16-channel toy model (P6 and P7 1 x 1)
     end with finite weights: before yolact/modeling/fpn.py ran those convs in fp32, its
     gradients were NaN on CPUs with bf16 kernels."""
     monkeypatch.setattr(performance_advice, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}))
@@ -47,9 +49,11 @@ def test_small_recipe_on_a_cpu_with_amx_trains_in_bf16_channels_last_and_says_so
                       + tiny_overrides(shapes_root, tmp_path, **{"train.max_iter": 1, "train.val_interval": 0})) == 0
     bf16, fp32 = made
     assert (bf16["amp"], bf16["channels_last"], bf16["scaler"], bf16["check_gradients"]) == ("bf16", True, None, True)
-    assert (fp32["amp"], fp32["channels_last"], fp32["check_gradients"]) == ("off", False, False)
-    stem = next(p for p in bf16["model"].parameters() if p.dim() == 4 and p.shape[-1] > 1)  # 1x1 are both
-    assert stem.is_contiguous(memory_format=torch.channels_last) and not stem.is_contiguous()
+    assert (fp32["amp"], fp32["channels_last"], fp32["check_gradients"]) == ("off", True, False)
+    for made_with in (bf16, fp32):
+        stem = next(p for p in made_with["model"].parameters() if p.dim() == 4 and p.shape[-1] > 1)  # 1x1 are both
+        assert stem.is_contiguous(memory_format=torch.channels_last) and not stem.is_contiguous()
+        assert not any(isinstance(m, NCHWBackwardConv2d) for m in made_with["model"].modules())
     said_bf16 = "train.amp=auto: bf16 autocast on this CPU (amx_bf16, about 2x faster than fp32"
     said_faster = "this CPU has amx_bf16: train.amp=auto (bf16 autocast here) trains about 2x faster than fp32"
     auto_log, fp32_log = (tmp_path / name / "train.log" for name in ("auto", "fp32"))

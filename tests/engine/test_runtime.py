@@ -9,7 +9,8 @@ import torch
 from yolact.config import ConfigError, load_config
 from yolact.engine import performance_advice
 from yolact.engine.performance_advice import cpu_precision_note
-from yolact.engine.runtime import checks_gradients, configure_cuda, resolve_amp, resolve_channels_last
+from yolact.engine.runtime import (checks_gradients, configure_cuda, cpu_backward_in_nchw, resolve_amp,
+                                   resolve_channels_last)
 from yolact.engine.train import launch
 
 
@@ -68,13 +69,25 @@ def test_no_precision_note_without_cpu_flags_to_read(monkeypatch):
     assert cpu_precision_note("off", "off", torch.device("cpu")) is None
 
 
-@pytest.mark.parametrize("device, amp, expected", [("cpu", "bf16", True), ("cpu", "off", False),
-                                                   ("cpu", "fp16", False), ("cuda", "bf16", False),
-                                                   ("cuda", "fp16", False)])
-def test_channels_last_auto_is_on_for_bf16_on_a_cpu_only(device, amp, expected):
+@pytest.mark.parametrize("device, amp, expected", [("cpu", "bf16", True), ("cpu", "off", True),
+                                                   ("cpu", "fp16", True), ("cuda", "bf16", False),
+                                                   ("cuda", "fp16", False), ("cuda", "off", False)])
+def test_channels_last_auto_is_on_for_a_cpu_only(device, amp, expected):
     assert resolve_channels_last("auto", torch.device(device), amp) is expected
     assert resolve_channels_last(True, torch.device(device), amp) is True
     assert resolve_channels_last(False, torch.device(device), amp) is False
+
+
+@pytest.mark.parametrize("setting, device, amp, expected", [
+    (True, "cpu", "off", True),      # the measured R50 case: fp32 backward of k>1 convs in NCHW
+    (True, "cpu", "bf16", False),    # autocast runs the ordinary convolution anyway
+    (True, "cuda", "off", False),    # cuDNN's channels_last kernels need no help
+    ("auto", "cpu", "off", False),   # small.yaml: oneDNN's own channels_last backward is faster
+    ("auto", "cpu", "bf16", False),
+    (False, "cpu", "off", False),
+])
+def test_only_an_explicit_channels_last_runs_the_cpu_fp32_backward_in_nchw(setting, device, amp, expected):
+    assert cpu_backward_in_nchw(setting, torch.device(device), amp) is expected
 
 
 def test_cudnn_autotunes_on_cuda_only(monkeypatch):

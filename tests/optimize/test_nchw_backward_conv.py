@@ -121,6 +121,21 @@ def test_model_keeps_its_state_dict_and_gradients():
         assert error <= bound * p_plain.grad.abs().max(), f"{name}: {error}"
 
 
+def test_without_nchw_backward_the_model_is_only_put_in_channels_last():
+    """``nchw_backward=False`` (train.channels_last "auto"): every convolution stays an nn.Conv2d,
+    the 4-d weights are channels_last, and the state_dict keeps its keys and values."""
+    torch.manual_seed(0)
+    model = make_yolact(num_classes=3, block="basic", layers=(1, 1, 1, 1), fpn_channels=16,
+                        proto_channels=16, head_channels=16, num_prototypes=8)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert to_channels_last_for_training(model, torch.device("cpu"), nchw_backward=False) == 0
+    assert not any(isinstance(m, NCHWBackwardConv2d) for m in model.modules())
+    kernels = [p for p in model.parameters() if p.dim() == 4 and p.shape[-1] > 1]
+    assert kernels and all(p.is_contiguous(memory_format=CL) and not p.is_contiguous() for p in kernels)
+    after = model.state_dict()
+    assert list(after) == list(before) and all(torch.equal(after[k], v) for k, v in before.items())
+
+
 @pytest.mark.slow
 def test_channels_last_training_gives_the_losses_of_contiguous_training(tmp_path):
     data_root = make_tiny_shapes(tmp_path / "shapes")

@@ -10,8 +10,8 @@ from yolact.engine import performance_advice
 from yolact.utils.cpu_allocator import keep_freed_cpu_memory
 from yolact.utils.distributed import resolve_device
 
-__all__ = ["AMP_MODES", "select_device", "resolve_amp", "resolve_channels_last", "checks_gradients",
-           "configure_cuda", "configure_cpu", "seed_everything", "autocast"]
+__all__ = ["AMP_MODES", "select_device", "resolve_amp", "resolve_channels_last", "cpu_backward_in_nchw",
+           "checks_gradients", "configure_cuda", "configure_cpu", "seed_everything", "autocast"]
 
 AMP_MODES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -41,11 +41,20 @@ def resolve_amp(amp: str, device: torch.device) -> str:
 
 def resolve_channels_last(channels_last: Union[bool, str], device: torch.device, amp: str) -> bool:
     """``channels_last`` (a bool or "auto") made concrete for a run with ``amp`` (resolved):
-    "auto" is on for bf16 autocast on a CPU (a small.yaml step 1.34x faster there with AMX) and off
-    otherwise (fp32 on CPUs: 0.95x to 1.0x, see yolact/optimize/nchw_backward_conv.py)."""
+    "auto" is on for a CPU, in fp32 and bf16 alike, and off on a GPU. A small.yaml step at 192 px
+    in channels_last against contiguous, 2 cores: fp32 1.17x on AVX-512 kernels and 1.08x on AVX2
+    ones, bf16 1.34x with AMX (README "Benchmarks")."""
     if channels_last == "auto":
-        return device.type == "cpu" and amp == "bf16"
+        return device.type == "cpu"
     return bool(channels_last)
+
+
+def cpu_backward_in_nchw(channels_last: Union[bool, str], device: torch.device, amp: str) -> bool:
+    """Whether a channels_last run computes the backward of its k>1 convolutions in NCHW
+    (:mod:`yolact.optimize.nchw_backward_conv`): where ``channels_last`` is set to true (not
+    "auto") for fp32 on a CPU, as measured for ResNet-50 at 550 px on an AVX2 EPYC. "auto" keeps
+    oneDNN's own channels_last backward, faster for small.yaml's model on every CPU measured."""
+    return channels_last is True and device.type == "cpu" and amp == "off"
 
 
 def checks_gradients(device: torch.device, amp: str) -> bool:

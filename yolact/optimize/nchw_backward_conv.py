@@ -11,12 +11,20 @@ R50 550 batch 2 measured 5.55 s per step against 5.78 s contiguous and 6.39 s ch
 Numerically this is the same convolution: forward outputs are bit-identical, gradients differ
 from channels_last's by rounding (the kernels sum in another order).
 
-Whether channels_last training pays depends on the CPU, so ``train.channels_last`` is off by
-default and this table says where to turn it on (R50 550 batch 2, step time against contiguous):
+Whether channels_last training pays depends on the CPU and the model, so ``train.channels_last``
+is off in the reference's configs and this table says where to turn it on (R50 550 batch 2,
+step time against contiguous):
 | CPU (2 cores) | channels_last with this backward |
 |---|---|
 | AMD EPYC, AVX2 | 1.00x (1.02x, 1.04x in other runs); plain channels_last 0.90x |
 | Intel Xeon, AVX-512 without AVX-512-BF16 (issue 17) | 0.95x: leave it off |
+| Intel Xeon with AMX, fp32: AVX-512 kernels / AVX2 kernels (ONEDNN_MAX_CPU_ISA=AVX2) | 0.99x / 0.97x; plain channels_last 1.20x / 0.93x |
+
+``train.channels_last: true`` uses this backward on CPU in fp32. ``"auto"`` (small.yaml) uses
+plain channels_last instead: for small.yaml's ResNet-10-sized model at 192 px plain channels_last
+is faster on every kernel set measured (fp32 1.17x with AVX-512 kernels, 1.08x with AVX2 ones,
+where this backward gives 0.96x with both), its 64-channel layers gaining most (the stem's max
+pooling alone takes 12 ms of a 300 ms step in NCHW, much less in channels_last).
 
 Under autocast the ordinary convolution runs, forward and backward in channels_last: with bf16 on
 a Xeon with AMX, a small.yaml step at 192 px takes 124 ms in channels_last against 167 ms
@@ -117,9 +125,10 @@ def use_nchw_backward_convs(model: nn.Module) -> int:
     return replaced
 
 
-def to_channels_last_for_training(model: nn.Module, device: torch.device) -> int:
-    """Put ``model`` (already on ``device``) in channels_last for training, in place; on CPU also
-    move the k>1 convolution backward to NCHW (see the module docstring). Returns the number of
-    convolutions replaced (0 on CUDA, where cuDNN's channels_last kernels need no help)."""
+def to_channels_last_for_training(model: nn.Module, device: torch.device, *, nchw_backward: bool = True) -> int:
+    """Put ``model`` (already on ``device``) in channels_last for training, in place; on CPU with
+    ``nchw_backward`` also move the k>1 convolution backward to NCHW (see the module docstring).
+    Returns the number of convolutions replaced (0 on CUDA, where cuDNN's channels_last kernels
+    need no help, and without ``nchw_backward``)."""
     model.to(memory_format=torch.channels_last)
-    return use_nchw_backward_convs(model) if torch.device(device).type == "cpu" else 0
+    return use_nchw_backward_convs(model) if nchw_backward and torch.device(device).type == "cpu" else 0

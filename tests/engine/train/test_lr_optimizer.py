@@ -76,6 +76,44 @@ def test_optimizers():
         make_optimizer(net, name="lamb", lr=0.1, momentum=0.9, weight_decay=0.0)
 
 
+def adamw_float64(params, grads_per_step, *, lr, betas, eps, weight_decays):
+    """AdamW (decoupled decay, bias-corrected moments) written out in float64: the reference."""
+    values = [p.detach().double().clone() for p in params]
+    first = [torch.zeros_like(v) for v in values]
+    second = [torch.zeros_like(v) for v in values]
+    for step, grads in enumerate(grads_per_step, start=1):
+        for v, m, s, g, decay in zip(values, first, second, grads, weight_decays):
+            g = g.double()
+            v.mul_(1 - lr * decay)
+            m.mul_(betas[0]).add_((1 - betas[0]) * g)
+            s.mul_(betas[1]).add_((1 - betas[1]) * g * g)
+            denom = (s / (1 - betas[1] ** step)).sqrt() + eps
+            v.sub_(lr / (1 - betas[0] ** step) * m / denom)
+    return values
+
+
+def test_adamw_runs_the_fused_kernel_on_a_cpu_and_gives_the_adamw_update():
+    """make_optimizer's AdamW is torch's fused one for CPU parameters (one pass per tensor, 4 ms
+    against 15 ms a step for small.yaml's model): three steps of it equal AdamW computed in
+    float64 within float32 rounding of each weight, with the norms' and biases' decay at 0."""
+    torch.manual_seed(0)
+    net = Net()
+    optimizer = make_optimizer(net, name="adamw", lr=0.01, momentum=0.9, weight_decay=0.05, no_decay_norm_bias=True)
+    assert optimizer.defaults["fused"] is True
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    decays = [group["weight_decay"] for group in optimizer.param_groups for _ in group["params"]]
+    grads_per_step = [[torch.randn_like(p) for p in params] for _ in range(3)]
+    expected = adamw_float64(params, grads_per_step, lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decays=decays)
+    for grads in grads_per_step:
+        for p, g in zip(params, grads):
+            p.grad = g.clone()
+        optimizer.step()
+    for p, exact in zip(params, expected):
+        # float32 rounds each step's weight (u |w|) and its update (a few u of a step of order
+        # lr = 0.01): 8 u (max |w| + 0.03) bounds three steps of it
+        assert (p.detach().double() - exact).abs().max() <= 8 * 2.0 ** -24 * (exact.abs().max() + 0.03)
+
+
 def test_build_optimizer_from_the_config():
     from yolact.build import build_model
 

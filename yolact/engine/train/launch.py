@@ -14,8 +14,8 @@ from yolact.build import (build_criterion, build_dataset, build_ema_hook, build_
 from yolact.config import Config, apply_overrides, dump_config
 from yolact.engine.checkpoint import load_checkpoint, restore_rng_state
 from yolact.engine.performance_advice import cpu_precision_note, log_performance_advice
-from yolact.engine.runtime import (checks_gradients, configure_cpu, configure_cuda, resolve_amp, resolve_channels_last,
-                                   seed_everything, select_device)
+from yolact.engine.runtime import (checks_gradients, configure_cpu, configure_cuda, cpu_backward_in_nchw, resolve_amp,
+                                   resolve_channels_last, seed_everything, select_device)
 from yolact.engine.train.close_mosaic import CloseMosaicHook
 from yolact.engine.train.hooks import BestCheckpointer, Checkpointer
 from yolact.engine.train.input_size_choice import InputSizeChoice, choose_time_input_size
@@ -199,7 +199,8 @@ def _make_trainer(config: Config, checkpoint, device, dist_info, train_set, hook
     log_performance_advice(device, amp=amp)
     channels_last = resolve_channels_last(train_cfg.channels_last, device, amp)
     if channels_last:
-        to_channels_last_for_training(model, device)
+        to_channels_last_for_training(model, device,
+                                      nchw_backward=cpu_backward_in_nchw(train_cfg.channels_last, device, amp))
     optimizer = build_optimizer(config, model)
     scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
     state = TrainState()
