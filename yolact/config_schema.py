@@ -264,7 +264,7 @@ class TrainConfig:
     # run the network in channels_last memory format (true: on CPU the fp32 backward of k>1 convs
     # runs in NCHW, as measured for ResNet-50 at 550 on an AVX2 EPYC; see
     # yolact/optimize/nchw_backward_conv.py); "auto": plain channels_last on a CPU (a small.yaml
-    # step 1.17x faster in fp32 with AVX-512 kernels, 1.08x with AVX2 ones, 1.34x in bf16 with
+    # step 1.16x faster in fp32 with AVX-512 kernels, 1.07x with AVX2 ones, 1.34x in bf16 with
     # AMX), off on a GPU
     channels_last: Union[bool, Literal["auto"]] = False
     # CPU threads for intra-op parallelism (null: torch's default)

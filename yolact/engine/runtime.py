@@ -42,7 +42,7 @@ def resolve_amp(amp: str, device: torch.device) -> str:
 def resolve_channels_last(channels_last: Union[bool, str], device: torch.device, amp: str) -> bool:
     """``channels_last`` (a bool or "auto") made concrete for a run with ``amp`` (resolved):
     "auto" is on for a CPU, in fp32 and bf16 alike, and off on a GPU. A small.yaml step at 192 px
-    in channels_last against contiguous, 2 cores: fp32 1.17x on AVX-512 kernels and 1.08x on AVX2
+    in channels_last against contiguous, 2 cores: fp32 1.16x on AVX-512 kernels and 1.07x on AVX2
     ones, bf16 1.34x with AMX (README "Benchmarks")."""
     if channels_last == "auto":
         return device.type == "cpu"

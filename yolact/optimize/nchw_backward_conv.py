@@ -22,9 +22,9 @@ step time against contiguous):
 
 ``train.channels_last: true`` uses this backward on CPU in fp32. ``"auto"`` (small.yaml) uses
 plain channels_last instead: for small.yaml's ResNet-10-sized model at 192 px plain channels_last
-is faster on every kernel set measured (fp32 1.17x with AVX-512 kernels, 1.08x with AVX2 ones,
-where this backward gives 0.96x with both), its 64-channel layers gaining most (the stem's max
-pooling alone takes 12 ms of a 300 ms step in NCHW, much less in channels_last).
+is faster on every kernel set measured (fp32 1.16x with AVX-512 kernels, 1.07x with AVX2 ones,
+where this backward gives 0.96x to 0.99x), its 64-channel layers gaining most (the stem's max
+pooling alone takes 12 ms of a 300 ms step in NCHW, under 3.2 ms in channels_last).
 
 Under autocast the ordinary convolution runs, forward and backward in channels_last: with bf16 on
 a Xeon with AMX, a small.yaml step at 192 px takes 124 ms in channels_last against 167 ms

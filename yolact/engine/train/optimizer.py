@@ -38,7 +38,7 @@ def make_optimizer(model: nn.Module, *, name: str, lr: float, momentum: float, w
 
     AdamW runs torch's fused kernel where the parameters are on a CPU or a CUDA device: the same
     update in one pass over each tensor (to float rounding), 4 ms against 15 ms for small.yaml's
-    5.5M parameters on 2 CPU cores, 8% of a bf16 step there. Its state_dict is the same as the
+    5.5M parameters on 2 CPU cores, where a bf16 step takes about 125 ms. Its state_dict is the same as the
     unfused one's, so checkpoints resume either way."""
     groups = parameter_groups(model, weight_decay=weight_decay, no_decay_norm_bias=no_decay_norm_bias)
     if name == "sgd":
@@ -46,7 +46,7 @@ def make_optimizer(model: nn.Module, *, name: str, lr: float, momentum: float, w
             return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
         return torch.optim.SGD(groups, lr=lr, momentum=momentum)
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=(momentum, 0.999), 
+        return torch.optim.AdamW(groups, lr=lr, betas=(momentum, 0.999),
                                  fused=True if _fused_kernel_for(model) else None)
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
 
