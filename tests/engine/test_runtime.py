@@ -10,7 +10,8 @@ from yolact.config import ConfigError, load_config
 from yolact.engine import performance_advice
 from yolact.engine.performance_advice import cpu_precision_note
 from yolact.engine.runtime import (checks_gradients, configure_cuda, cpu_backward_in_nchw, resolve_amp,
-                                   resolve_channels_last)
+                                   resolve_channels_last, set_training_memory_format)
+from yolact.optimize.nchw_backward_conv import NCHWBackwardConv2d
 from yolact.engine.train import launch
 
 
@@ -88,6 +89,25 @@ def test_channels_last_auto_is_on_for_a_cpu_only(device, amp, expected):
 ])
 def test_only_an_explicit_channels_last_runs_the_cpu_fp32_backward_in_nchw(setting, device, amp, expected):
     assert cpu_backward_in_nchw(setting, torch.device(device), amp) is expected
+
+
+@pytest.mark.parametrize("setting, amp, expected_channels_last, expected_nchw_backward_convs", [
+    ("auto", "off", True, 0),
+    (True, "off", True, 2),          # the 3x3 convs only; the 1x1 keeps oneDNN's backward
+    (True, "bf16", True, 0),
+    (False, "off", False, 0),
+])
+def test_a_training_run_sets_the_memory_format_its_settings_name(setting, amp, expected_channels_last,
+                                                                   expected_nchw_backward_convs):
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 1),
+                                torch.nn.Conv2d(8, 4, 3, padding=1))
+    on = set_training_memory_format(model, setting, torch.device("cpu"), amp)
+    assert on is expected_channels_last
+    weights_3x3 = [weight for weight in model.parameters() if weight.dim() == 4 and weight.shape[-1] == 3]
+    assert len(weights_3x3) == 2
+    assert all(weight.is_contiguous(memory_format=torch.channels_last) is expected_channels_last
+               for weight in weights_3x3)
+    assert sum(isinstance(module, NCHWBackwardConv2d) for module in model.modules()) == expected_nchw_backward_convs
 
 
 def test_cudnn_autotunes_on_cuda_only(monkeypatch):

@@ -5,13 +5,15 @@ from typing import Union
 
 import numpy as np
 import torch
+from torch import nn
 
 from yolact.engine import performance_advice
+from yolact.optimize.nchw_backward_conv import to_channels_last_for_training
 from yolact.utils.cpu_allocator import keep_freed_cpu_memory
 from yolact.utils.distributed import resolve_device
 
 __all__ = ["AMP_MODES", "select_device", "resolve_amp", "resolve_channels_last", "cpu_backward_in_nchw",
-           "checks_gradients", "configure_cuda", "configure_cpu", "seed_everything", "autocast"]
+           "set_training_memory_format", "checks_gradients", "configure_cuda", "configure_cpu", "seed_everything", "autocast"]
 
 AMP_MODES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -55,6 +57,18 @@ def cpu_backward_in_nchw(channels_last: Union[bool, str], device: torch.device, 
     "auto") for fp32 on a CPU, as measured for ResNet-50 at 550 px on an AVX2 EPYC. "auto" keeps
     oneDNN's own channels_last backward, faster for small.yaml's model on every CPU measured."""
     return channels_last is True and device.type == "cpu" and amp == "off"
+
+
+def set_training_memory_format(model: nn.Module, channels_last: Union[bool, str], device: torch.device,
+                               amp: str) -> bool:
+    """Put ``model`` (already on ``device``) in the memory format a training run with the
+    ``channels_last`` setting and ``amp`` (resolved) uses, in place: channels_last where
+    :func:`resolve_channels_last` says so, with the NCHW backward of
+    :func:`cpu_backward_in_nchw`. Returns whether the run is channels_last (its inputs follow)."""
+    use_channels_last = resolve_channels_last(channels_last, device, amp)
+    if use_channels_last:
+        to_channels_last_for_training(model, device, nchw_backward=cpu_backward_in_nchw(channels_last, device, amp))
+    return use_channels_last
 
 
 def checks_gradients(device: torch.device, amp: str) -> bool:

@@ -98,22 +98,18 @@ def _make_probe_step(config: Config, device: torch.device,
     """``size -> step``: one training step of ``config``'s model, loss and optimizer (at lr 0: the
     arithmetic of a real step on weights that stay put) on a synthetic batch at that size."""
     from yolact.build import build_criterion, build_model, build_optimizer
-    from yolact.engine.runtime import checks_gradients, cpu_backward_in_nchw, resolve_amp, resolve_channels_last
+    from yolact.engine.runtime import checks_gradients, resolve_amp, set_training_memory_format
     from yolact.engine.train.trainer import Trainer
-    from yolact.optimize.nchw_backward_conv import to_channels_last_for_training
 
     train_cfg = config.train
     amp = resolve_amp(train_cfg.amp, device)
-    channels_last = resolve_channels_last(train_cfg.channels_last, device, amp)
-    nchw_backward = cpu_backward_in_nchw(train_cfg.channels_last, device, amp)
 
     def make_step(size: int) -> Callable[[], object]:
         sized = with_input_size(config, size)
         model = build_model(sized, pretrained=None)
         model.set_bn_frozen(batch_per_rank < train_cfg.freeze_bn_below)
         model.to(device)
-        if channels_last:
-            to_channels_last_for_training(model, device, nchw_backward=nchw_backward)
+        channels_last = set_training_memory_format(model, train_cfg.channels_last, device, amp)
         generator = torch.Generator().manual_seed(0)
         images = torch.randn(batch_per_rank, 3, size, size, generator=generator)
         targets = synthetic_targets(batch_per_rank, PROBE_OBJECTS, size, sized.model.num_classes, generator)

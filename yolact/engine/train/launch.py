@@ -14,8 +14,8 @@ from yolact.build import (build_criterion, build_dataset, build_ema_hook, build_
 from yolact.config import Config, apply_overrides, dump_config
 from yolact.engine.checkpoint import load_checkpoint, restore_rng_state
 from yolact.engine.performance_advice import cpu_precision_note, log_performance_advice
-from yolact.engine.runtime import (checks_gradients, configure_cpu, configure_cuda, cpu_backward_in_nchw, resolve_amp,
-                                   resolve_channels_last, seed_everything, select_device)
+from yolact.engine.runtime import (checks_gradients, configure_cpu, configure_cuda, resolve_amp, seed_everything,
+                                   select_device, set_training_memory_format)
 from yolact.engine.train.close_mosaic import CloseMosaicHook
 from yolact.engine.train.hooks import BestCheckpointer, Checkpointer
 from yolact.engine.train.input_size_choice import InputSizeChoice, choose_time_input_size
@@ -27,7 +27,6 @@ from yolact.engine.train.time_budget import TimeBudgetHook
 from yolact.engine.train.trainer import TrainState, Trainer
 from yolact.engine.train.validation_hook import ValidationHook, make_evaluate_fn, make_visualize_fn
 from yolact.errors import YolactError
-from yolact.optimize.nchw_backward_conv import to_channels_last_for_training
 from yolact.utils.atomic import atomic_write
 from yolact.utils.distributed import barrier, cleanup_distributed, init_distributed, process_env
 from yolact.utils.output_folders import (OutputWriteError, check_writable_folder, is_disk_full, remove_folder,
@@ -197,10 +196,7 @@ def _make_trainer(config: Config, checkpoint, device, dist_info, train_set, hook
     model.to(device)
     amp = resolve_amp(train_cfg.amp, device)
     log_performance_advice(device, amp=amp)
-    channels_last = resolve_channels_last(train_cfg.channels_last, device, amp)
-    if channels_last:
-        to_channels_last_for_training(model, device,
-                                      nchw_backward=cpu_backward_in_nchw(train_cfg.channels_last, device, amp))
+    channels_last = set_training_memory_format(model, train_cfg.channels_last, device, amp)
     optimizer = build_optimizer(config, model)
     scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
     state = TrainState()
