@@ -7,6 +7,13 @@ from tests.modeling.test_model_fixture import tiny_model_for
 from yolact.loss import YolactCriterion
 from yolact.modeling.reference_weights import to_reference_state_dict
 
+# Both sides sum in fp32, in an order that depends on the thread count and the kernels. Measured
+# on the 550 fixture: with 2 or more threads our gradients are within 3e-7 of the magnitude of the
+# reference's, with one thread up to 1.8e-4 (proto_net.10.bias, a sum over 2 x 138 x 138 pixels;
+# AVX-512, AVX2 and default kernels alike), which is the reference's own distance from a float64
+# sum there. A wrong gradient is off by percents.
+GRADIENT_RTOL = 4e-4
+
 
 def _tiny_model(reference, *, bn_frozen: bool):
     model = tiny_model_for(reference)
@@ -39,7 +46,7 @@ def test_gradients_equal_the_reference(reference):
         assert ours.shape == expected.shape, name
         scale = expected.abs().max().item()
         error = (ours - expected).abs().max().item()
-        assert error <= 1e-4 * scale + 1e-7, f"{name}: max error {error:.3g} at magnitude {scale:.3g}"
+        assert error <= GRADIENT_RTOL * scale + 1e-7, f"{name}: max error {error:.3g} at magnitude {scale:.3g}"
 
 
 def test_frozen_batchnorm_parameters_get_no_gradient(compact_reference):
