@@ -11,8 +11,8 @@ from yolact.engine import performance_advice
 from yolact.engine.performance_advice import cpu_precision_note
 from yolact.engine.runtime import (checks_gradients, configure_cuda, cpu_backward_in_nchw, resolve_amp,
                                    resolve_channels_last, set_training_memory_format)
-from yolact.optimize.nchw_backward_conv import NCHWBackwardConv2d
 from yolact.engine.train import launch
+from yolact.optimize.nchw_backward_conv import NCHWBackwardConv2d
 
 
 @pytest.mark.parametrize("bf16, expected", [(True, "bf16"), (False, "fp16")])

@@ -13,7 +13,8 @@ from yolact.utils.cpu_allocator import keep_freed_cpu_memory
 from yolact.utils.distributed import resolve_device
 
 __all__ = ["AMP_MODES", "select_device", "resolve_amp", "resolve_channels_last", "cpu_backward_in_nchw",
-           "set_training_memory_format", "checks_gradients", "configure_cuda", "configure_cpu", "seed_everything", "autocast"]
+           "set_training_memory_format", "checks_gradients", "configure_cuda", "configure_cpu", "seed_everything",
+           "autocast"]
 
 AMP_MODES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
