@@ -110,3 +110,26 @@ def test_match_batch_stacks_per_image_matches_and_crowd_key_is_optional():
     conf_t, idx_t, loc_t = match_batch(targets, anchors)
     assert conf_t.tolist() == [[0, 4], [-1, 0]]
     assert idx_t.shape == (2, 2) and loc_t.shape == (2, 2, 4)
+
+
+def test_small_recipe_matches_positives_from_iou_0_4_and_background_below_0_3():
+    """``small.yaml``'s thresholds reach the criterion: the anchors the reference leaves neutral
+    (IoU 0.4-0.5) train as positives, and those at 0.3-0.4 are neutral instead of background."""
+    from yolact.build import build_criterion
+    from yolact.config import load_config
+
+    criterion = build_criterion(load_config("small", ["model.num_classes=6"]))
+    gt_boxes = torch.tensor([[0.0, 0.0, 0.5, 0.5]])
+    anchors = _anchors_from_xyxy([
+        [0.0, 0.0, 0.5, 0.5],      # IoU 1: the forced match
+        [0.0, 0.0, 0.5, 0.234375],  # 0.46875 -> positive (reference: neutral)
+        [0.0, 0.0, 0.5, 0.21875],  # 0.4375 -> positive (reference: neutral)
+        [0.0, 0.0, 0.5, 0.1875],   # 0.375 -> neutral (reference: background)
+        [0.0, 0.0, 0.5, 0.125],    # 0.25 -> background
+    ])
+    conf_t, _, _ = match_anchors(gt_boxes, torch.tensor([5]), NO_CROWDS, anchors,
+                                     pos_iou_threshold=criterion.pos_iou_threshold,
+                                     neg_iou_threshold=criterion.neg_iou_threshold)
+    assert conf_t.tolist() == [6, 6, 6, -1, 0]
+    reference = match_anchors(gt_boxes, torch.tensor([5]), NO_CROWDS, anchors)[0]
+    assert reference.tolist() == [6, -1, -1, 0, 0]
