@@ -36,8 +36,8 @@ COCO = {
 }
 
 # shapes.yaml: small.yaml's measured recipe (AdamW, cosine, YOLACT++'s anchors, mosaic, the class loss
-# weighted 2, positives from IoU 0.4, masks resized as logits, cut at their boxes at full size with a 0.1 threshold, ranked by
-# maskness) with a 10-minute budget
+# weighted 2, positives from IoU 0.4, masks resized as logits, cut at their boxes at full size with a
+# 0.1 threshold, ranked by maskness) with a 10-minute budget
 SHAPES = {
     "model": {"backbone": {"block": "basic", "layers": [1, 1, 1, 1], "pretrained": None, "dcn_layers": [0, 0, 0, 0],
                            "dcn_interval": 1},

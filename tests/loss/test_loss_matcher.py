@@ -128,8 +128,8 @@ def test_small_recipe_matches_positives_from_iou_0_4_and_background_below_0_3():
         [0.0, 0.0, 0.5, 0.125],    # 0.25 -> background
     ])
     conf_t, _, _ = match_anchors(gt_boxes, torch.tensor([5]), NO_CROWDS, anchors,
-                                     pos_iou_threshold=criterion.pos_iou_threshold,
-                                     neg_iou_threshold=criterion.neg_iou_threshold)
+                                 pos_iou_threshold=criterion.pos_iou_threshold,
+                                 neg_iou_threshold=criterion.neg_iou_threshold)
     assert conf_t.tolist() == [6, 6, 6, -1, 0]
     reference = match_anchors(gt_boxes, torch.tensor([5]), NO_CROWDS, anchors)[0]
     assert reference.tolist() == [6, -1, -1, 0, 0]
