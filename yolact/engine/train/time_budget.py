@@ -1,13 +1,15 @@
 """``train.time``: a hook that plans the run's length against the wall clock (as Ultralytics' ``time``).
 
 The first ``skip_steps`` iterations of a session (workers starting, first allocations) are not
-measured; after ``window`` measured iterations the hook plans: the largest iteration count
-whose training plus periodic and final evaluations fit the budget (:mod:`.time_plan`). It then
-sets ``trainer.max_iter`` and ``trainer.lr_at`` and the validation and checkpoint intervals of the
-plan, and checks again every ``check_interval`` iterations with the mean cost of the last
-``window`` steps: a plan
-shrinks whenever the estimate says so (never past the budget) and grows when it is more than
-``GROW_TOLERANCE`` short. Validation turns are timed apart (the longest one is the estimate of an
+measured; after ``first_plan_after`` measured iterations the hook plans: the largest iteration
+count whose training plus periodic and final evaluations fit the budget (:mod:`.time_plan`). It
+then sets ``trainer.max_iter`` and ``trainer.lr_at`` and the validation and checkpoint intervals
+of the plan, and checks again every ``check_interval`` iterations with the mean cost of the last
+``window`` steps: a plan shrinks whenever the estimate says so (never past the budget) and grows
+when it is more than ``GROW_TOLERANCE`` short. The window is 50 steps: the mean of 10 moved by
+about 5% from one check to the next on 2 CPU cores (a mosaic batch loads slower than a plain one),
+and the plan, the lr schedule and the log moved with it. The log shows a plan when it is new or
+``LOG_TOLERANCE`` away from the last one shown, and an ETA line per tenth of the plan. Validation turns are timed apart (the longest one is the estimate of an
 evaluation; before the first, ``val_images`` times the seconds per training image). The time
 spent and the plan are the hook's state, so a resumed run keeps both.
 """
@@ -26,11 +28,12 @@ from yolact.engine.train.lr_schedule import LrSchedule
 from yolact.engine.train.time_plan import Plan, plan_length, scale_schedule
 from yolact.utils.distributed import all_reduce_mean
 
-__all__ = ["TimeBudgetHook", "GROW_TOLERANCE"]
+__all__ = ["TimeBudgetHook", "GROW_TOLERANCE", "LOG_TOLERANCE"]
 
 logger = logging.getLogger("yolact")
 
 GROW_TOLERANCE = 0.02  # a re-plan only lengthens the run when it gains more than this fraction
+LOG_TOLERANCE = 0.05   # a re-plan is logged when it moves the length by more than this fraction
 
 
 class TimeBudgetHook(HookBase):
@@ -48,18 +51,20 @@ class TimeBudgetHook(HookBase):
     def __init__(self, *, budget_min: float, nominal: Plan, schedule: LrSchedule, val_images: int,
                  batch_size: int, final_eval: bool, spent_s: float = 0.0,
                  clock: Callable[[], float] = time.monotonic,
-                 skip_steps: int = 3, window: int = 10, check_interval: int = 10):
+                 skip_steps: int = 3, first_plan_after: int = 10, window: int = 50,
+                 check_interval: int = 10):
         if budget_min <= 0:
             raise ValueError(f"train.time must be positive, got {budget_min}")
         self.budget_s, self.nominal, self.schedule = budget_min * 60.0, nominal, schedule
         self.val_images, self.batch_size, self.final_eval = val_images, batch_size, final_eval
         self.clock, self.skip_steps = clock, skip_steps
-        self.window, self.check_interval = window, check_interval
+        self.first_plan_after, self.window, self.check_interval = first_plan_after, window, check_interval
         self.spent_s = spent_s          # time before training, or of earlier sessions (resume)
         self.measured_steps = 0         # timed training iterations
         self.measured_s = 0.0           # their seconds
         self.eval_s: Optional[float] = None  # longest validation seen
         self.plan: Optional[Plan] = None
+        self._logged_max_iter: Optional[int] = None  # the length of the last plan the log showed
         self._recent = deque(maxlen=window)  # the last measured step durations of this session
         self._start = self._last = 0.0
         self._fastest_step_s, self._session_turns = float("inf"), 0
@@ -72,7 +77,8 @@ class TimeBudgetHook(HookBase):
         self._skip_left, self._seen_validation = self.skip_steps, trainer.state.validation
         self._first_iteration = trainer.state.iteration
         if self.plan is None:  # a config max_iter shorter than the measuring must not end the run unplanned
-            trainer.max_iter = max(trainer.max_iter, trainer.state.iteration + self.skip_steps + self.window + 1)
+            trainer.max_iter = max(trainer.max_iter,
+                                   trainer.state.iteration + self.skip_steps + self.first_plan_after + 1)
         else:
             self._apply(trainer, self.plan)
             logger.info(f"time budget: resuming the plan of {self.plan.max_iter} iterations at "
@@ -84,7 +90,7 @@ class TimeBudgetHook(HookBase):
     def after_step(self, trainer) -> None:
         self._observe(trainer, progressed=True)
         iteration = trainer.state.iteration
-        if self.plan is None and self.measured_steps < self.window:
+        if self.plan is None and self.measured_steps < self.first_plan_after:
             self._stop_if_out_of_time(trainer)
         elif self.plan is None or iteration % self.check_interval == 0:
             self._replan(trainer)
@@ -170,7 +176,9 @@ class TimeBudgetHook(HookBase):
         current = self.plan.max_iter if self.plan is not None else None
         if current is None or planned < current or planned > current * (1.0 + GROW_TOLERANCE):
             self._adopt(trainer, scale_schedule(self.nominal, planned))
-            if current is None or abs(planned - current) > GROW_TOLERANCE * current:
+            logged = self._logged_max_iter
+            if logged is None or abs(planned - logged) > LOG_TOLERANCE * logged:
+                self._logged_max_iter, self._next_eta = planned, trainer.state.iteration
                 logger.info(f"time budget {self.budget_s / 60:.2f} min: {1.0 / max(step_s, 1e-9):.3g} it/s "
                             f"measured over {self.measured_steps} iterations, evaluation about "
                             f"{eval_s:.1f} s; plan {self._describe(self.plan)}")
@@ -178,7 +186,6 @@ class TimeBudgetHook(HookBase):
     def _adopt(self, trainer, plan: Plan) -> None:
         self.plan = plan
         self._apply(trainer, plan)
-        self._next_eta = trainer.state.iteration
 
     def _apply(self, trainer, plan: Plan) -> None:
         """Make the trainer and its hooks follow ``plan``."""
