@@ -57,7 +57,7 @@ SHAPES = {
              "val_images": "data/shapes/val", "val_annotations": "data/shapes/annotations/instances_val.json",
              "make_shapes": True, "keep_empty": False,
              "augment": {"photometric": True, "expand": False, "random_crop": False, "mirror": True,
-                         "min_box_size": 4.0, "scale_jitter": None, "mosaic_prob": 0.5, "copy_paste_prob": 0.0,
+                         "min_box_size": 4.0, "scale_jitter": None, "mosaic_prob": 0.5, "copy_paste_prob": 0.5,
                          "close_mosaic_fraction": 0.0},
              "num_workers": "auto", "pin_memory": False, "persistent_workers": True, "uint8_images": False,
              "cache": True},

@@ -25,11 +25,12 @@ def test_the_reference_recipe_leaves_them_off_and_small_mixes_half_the_images():
     assert (augment.scale_jitter, augment.mosaic_prob, augment.copy_paste_prob) == (None, 0.0, 0.0)
     for name in ("small", "shapes"):
         augment = load_config(name).data.augment
-        assert (augment.scale_jitter, augment.mosaic_prob, augment.copy_paste_prob) == (None, 0.5, 0.0)
+        assert (augment.scale_jitter, augment.mosaic_prob, augment.copy_paste_prob) == (None, 0.5, 0.5)
 
 
 def test_without_the_keys_the_train_dataset_has_no_mixer_and_no_jitter(hard_set):
-    dataset = build_dataset(load_config("shapes", overrides_for(*hard_set, "data.augment.mosaic_prob=0")), "train")
+    overrides = overrides_for(*hard_set, "data.augment.mosaic_prob=0", "data.augment.copy_paste_prob=0")
+    dataset = build_dataset(load_config("shapes", overrides), "train")
     assert dataset.mixer is None and dataset.transform.scale_range is None
 
 
