@@ -102,7 +102,8 @@ def test_after_the_switch_the_batches_are_those_of_an_unmixed_loader(hard_set):
     trainer.state.iteration = 6  # 8 - round(2)
     hook.before_step(trainer)
     images, targets = next(trainer.batches)
-    unmixed = build_dataset(_config(hard_set, "data.augment.mosaic_prob=0"), "train")
+    unmixed = build_dataset(_config(hard_set, "data.augment.mosaic_prob=0", "data.augment.copy_paste_prob=0"),
+                            "train")
     assert unmixed.mixer is None
     expected_images, expected_targets = next(batches_from(unmixed, 6))
     assert images.equal(expected_images)
