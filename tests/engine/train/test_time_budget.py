@@ -206,24 +206,34 @@ def test_a_resume_with_a_larger_budget_plans_longer_at_once():
     assert trainer.max_iter == resumed.plan.max_iter == 232
 
 
+
+class RecordLength(HookBase):
+    """Appends ``trainer.max_iter`` after each step: the planned length as it moves."""
+
+    def __init__(self):
+        self.lengths = []
+
+    def after_step(self, trainer):
+        self.lengths.append(trainer.max_iter)
+
+
+def noisy_cost(iteration):
+    """0.2 s steps with every third one 0.5 s (0.3 s on average), as plain and mosaic batches."""
+    return 0.5 if iteration % 3 == 2 else 0.2
+
+
 def test_noisy_steps_keep_the_plan_and_the_log_steady(caplog):
-    """Steps of 0.2 s with every third one 0.5 s (0.3 s on average), as plain and mosaic batches:
-    the 50-step window moves the plan by under 1.5% and the log shows one plan and an ETA per tenth."""
+    """With the default 50-step window noisy steps move the plan by under 1.5% and the log shows
+    one plan and an ETA per tenth."""
     clock = FakeClock()
     hook = TimeBudgetHook(budget_min=10.0, nominal=NOMINAL, schedule=SCHEDULE, val_images=8, batch_size=2,
                           final_eval=True, clock=clock)  # the defaults: plan after 10 steps, 50-step window
-    lengths = []
-
-    class RecordLength(HookBase):
-        def after_step(self, trainer):
-            lengths.append(trainer.max_iter)
-
-    cost = lambda it: 0.5 if it % 3 == 2 else 0.2  # noqa: E731
-    trainer = make_trainer(hooks=[hook, StepCost(clock, cost), validation(clock), RecordLength()], max_iter=100)
+    record = RecordLength()
+    trainer = make_trainer(hooks=[hook, StepCost(clock, noisy_cost), validation(clock), record], max_iter=100)
     with caplog.at_level("INFO", logger="yolact"):
         trainer.train()
     assert clock.now <= 600.0 and trainer.state.iteration == hook.plan.max_iter
-    settled = lengths[60:]  # once the window is full
+    settled = record.lengths[60:]  # once the window is full
     assert (max(settled) - min(settled)) / min(settled) < 0.015
     plans = [r.message for r in caplog.records if "; plan " in r.message]
     etas = [r.message for r in caplog.records if r.message.startswith("time budget: iteration ")]
@@ -237,14 +247,8 @@ def test_noisy_steps_keep_the_plan_and_the_log_steady(caplog):
 def test_noisy_steps_in_a_10_step_window_move_the_plan_more():
     """The same steps measured over 10: the plan swings by 5% or more (why the window is 50)."""
     clock = FakeClock()
-    hook = budget_hook(clock, minutes=10.0)
-    lengths = []
-
-    class RecordLength(HookBase):
-        def after_step(self, trainer):
-            lengths.append(trainer.max_iter)
-
-    cost = lambda it: 0.5 if it % 3 == 2 else 0.2  # noqa: E731
-    make_trainer(hooks=[hook, StepCost(clock, cost), validation(clock), RecordLength()], max_iter=100).train()
-    settled = lengths[60:]
+    record = RecordLength()
+    hooks = [budget_hook(clock, minutes=10.0), StepCost(clock, noisy_cost), validation(clock), record]
+    make_trainer(hooks=hooks, max_iter=100).train()
+    settled = record.lengths[60:]
     assert (max(settled) - min(settled)) / min(settled) > 0.05

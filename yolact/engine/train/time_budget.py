@@ -6,12 +6,13 @@ count whose training plus periodic and final evaluations fit the budget (:mod:`.
 then sets ``trainer.max_iter`` and ``trainer.lr_at`` and the validation and checkpoint intervals
 of the plan, and checks again every ``check_interval`` iterations with the mean cost of the last
 ``window`` steps: a plan shrinks whenever the estimate says so (never past the budget) and grows
-when it is more than ``GROW_TOLERANCE`` short. The window is 50 steps: the mean of 10 moved by
-about 5% from one check to the next on 2 CPU cores (a mosaic batch loads slower than a plain one),
-and the plan, the lr schedule and the log moved with it. The log shows a plan when it is new or
-``LOG_TOLERANCE`` away from the last one shown, and an ETA line per tenth of the plan. Validation turns are timed apart (the longest one is the estimate of an
-evaluation; before the first, ``val_images`` times the seconds per training image). The time
-spent and the plan are the hook's state, so a resumed run keeps both.
+when it is more than ``GROW_TOLERANCE`` short. The window is 50 steps by default: the mean of 10
+moved by about 5% from one check to the next on 2 CPU cores (a mosaic batch loads slower than a
+plain one), and the plan, the lr schedule and the log moved with it. The log shows a plan when it
+is new or ``LOG_TOLERANCE`` away from the last one shown, and an ETA line per tenth of the plan.
+Validation turns are timed apart (the longest one is the estimate of an evaluation; before the
+first, ``val_images`` times the seconds per training image). The time spent and the plan are the
+hook's state, so a resumed run keeps both.
 """
 import dataclasses
 import datetime
