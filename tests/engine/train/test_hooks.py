@@ -119,7 +119,7 @@ def test_a_resumed_run_keeps_saving_at_the_multiples(tmp_path):
     assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == ["iter_0000008.pth", "last.pth"]
 
 
-def test_interval_rule_counts_from_the_last_action_and_never_at_the_end():
+def test_interval_rule_counts_from_the_last_action_and_never_at_or_just_before_the_end():
     # a fixed interval of 4 over 10 iterations: due at 4 and 8 (10 is the end, which has its own action)
     last, due = 0, []
     for iteration in range(1, 11):
@@ -130,5 +130,9 @@ def test_interval_rule_counts_from_the_last_action_and_never_at_the_end():
     # a re-plan from 6 to 3 just after an action at 6: the next is at 9, not at once (no cluster)
     assert [i for i in range(7, 10) if interval_due(i, 6, 3, max_iter=20)] == [9]
     assert not interval_due(5, 0, 0, max_iter=10)  # 0: never
+    # the end re-planned to 5 iterations after a multiple of 950: the final action there stands for it
+    assert not interval_due(2845, 1895, 950, max_iter=2850)
+    assert interval_due(2755, 1805, 950, max_iter=2850)  # 95 before the end, a tenth: still due
+    assert not interval_due(2756, 1806, 950, max_iter=2850)
     assert [last_multiple(i, 4) for i in (0, 3, 4, 7, 9)] == [0, 0, 4, 4, 8]
     assert last_multiple(7, 0) == 7

@@ -40,12 +40,15 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 def interval_due(iteration: int, last: int, interval: int, max_iter: int) -> bool:
     """Whether a periodic action (a save, a validation) is due at ``iteration``: ``interval``
-    iterations after the ``last`` one (0: never), and not at ``max_iter``, which has its own.
+    iterations after the ``last`` one (0: never), and not at ``max_iter``, which has its own, nor
+    less than a tenth of an interval before it.
 
     Counting from the last action gives a fixed interval's multiples, and no cluster of actions
-    when ``train.time`` re-plans the interval.
+    when ``train.time`` re-plans the interval. The tail rule keeps a re-plan that moves the end to
+    just after a multiple (a plan of 2850 iterations validating at 2845) from evaluating and
+    saving twice within a few iterations.
     """
-    return bool(interval) and iteration - last >= interval and iteration < max_iter
+    return bool(interval) and iteration - last >= interval and (max_iter - iteration) * 10 >= interval
 
 
 def last_multiple(iteration: int, interval: int) -> int:
