@@ -122,3 +122,21 @@ def test_learn_trains_within_the_budget_and_prints_ap(tmp_path, capsys):
     train_log = (tmp_path / "runs" / "learn-small-seed1" / "train.log").read_text()
     assert "time budget 0.10 min:" in train_log and "validation at iteration" in train_log  # the yolact log at INFO
     assert "final mask AP" in captured.err
+
+
+def test_learn_with_the_budget_turned_off_trains_a_fixed_length_and_says_so(tmp_path, capsys):
+    from tests.engine.tiny_run import tiny_overrides
+    from yolact.data.hard_shapes import make_hard_shapes
+
+    make_hard_shapes(tmp_path / "hard", style="a", num_train=6, num_val=3, seed=0)
+    model = [word for word in tiny_overrides(tmp_path, tmp_path / "runs", **{"train.val_interval": 0})
+             if not word.startswith(("data.", "train.max_iter", "train.lr_steps", "train.time="))]
+    out = tmp_path / "learn.json"
+    hard = tmp_path / "hard"
+    assert load_script().main(["learn", *model, "train.time=null", "train.max_iter=3", "--budget", "0.1",
+                               "--train", str(hard / "train"), "--val", str(hard / "val"), "--seed", "1",
+                               "--threads", "1", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    (row,) = result["rows"]
+    assert (row["budget_min"], row["iterations"], row["images_seen"]) == (None, 3, 6)
+    assert result["notes"][0].startswith("small with no time budget, train.max_iter=3 on ")

@@ -5,6 +5,8 @@
 ``DIR`` holds ``images/`` and ``annotations.json`` (COCO format), as ``python -m
 yolact.data.hard_shapes`` writes them. The run trains under ``train.time=<budget>``; its final
 evaluation (pycocotools' COCOeval on the whole validation json) gives the mask and box AP.
+With ``train.time=null train.max_iter=N`` among the overrides it trains a fixed N iterations
+instead (``budget_min`` is then null), as the README's fixed-length comparisons do.
 """
 import json
 import time
@@ -54,11 +56,13 @@ def bench_learn(args, device, config_for) -> Tuple[List[dict], List[str], List[s
     # the size the run trained at (train.time_input_sizes may have chosen it)
     input_px = yaml.safe_load((run_dir / "config.yaml").read_text())["model"]["input_size"]
     iterations = int(metrics["iteration"])
-    row = {"config": stem, "seed": args.seed, "budget_min": args.budget, "input_px": input_px,
+    budget = config.train.time  # the overrides may have turned the budget off
+    row = {"config": stem, "seed": args.seed, "budget_min": budget, "input_px": input_px,
            "iterations": iterations, "images_seen": iterations * config.train.batch_size,
            "mask_AP": metrics.get("segm/AP", float("nan")), "box_AP": metrics.get("bbox/AP", float("nan")),
            "wall_s": wall_s}
-    notes = [f"{args.config} with train.time={args.budget} on {args.train}; COCOeval on {args.val}; "
+    length = f"train.time={budget}" if budget is not None else f"no time budget, train.max_iter={config.train.max_iter}"
+    notes = [f"{args.config} with {length} on {args.train}; COCOeval on {args.val}; "
              f"run in {run_dir}",
              "wall_s counts the whole run: data and model set-up, training and the final evaluation"]
     return [row], LEARN_COLUMNS, notes
