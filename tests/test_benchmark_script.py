@@ -98,15 +98,19 @@ def test_missing_candidates_file_is_one_line_and_exit_2(tmp_path, capsys):
     assert capsys.readouterr().err == f"error: {tmp_path / 'nope.pth'}: candidates file not found\n"
 
 
-def test_learn_trains_within_the_budget_and_prints_ap(tmp_path, capsys):
+def _learn_on_a_tiny_hard_set(tmp_path):
+    """(the tiny model's overrides, the hard set's folder, the json path) for ``learn``."""
     from tests.engine.tiny_run import tiny_overrides
     from yolact.data.hard_shapes import make_hard_shapes
 
     make_hard_shapes(tmp_path / "hard", style="a", num_train=6, num_val=3, seed=0)
     model = [word for word in tiny_overrides(tmp_path, tmp_path / "runs", **{"train.val_interval": 0})
              if not word.startswith(("data.", "train.max_iter", "train.lr_steps", "train.time="))]
-    out = tmp_path / "learn.json"
-    hard = tmp_path / "hard"
+    return model, tmp_path / "hard", tmp_path / "learn.json"
+
+
+def test_learn_trains_within_the_budget_and_prints_ap(tmp_path, capsys):
+    model, hard, out = _learn_on_a_tiny_hard_set(tmp_path)
     assert load_script().main(["learn", *model, "--budget", "0.1", "--train", str(hard / "train"),
                                "--val", str(hard / "val"), "--seed", "1", "--threads", "1", "--json", str(out)]) == 0
     captured = capsys.readouterr()
@@ -124,15 +128,8 @@ def test_learn_trains_within_the_budget_and_prints_ap(tmp_path, capsys):
     assert "final mask AP" in captured.err
 
 
-def test_learn_with_the_budget_turned_off_trains_a_fixed_length_and_says_so(tmp_path, capsys):
-    from tests.engine.tiny_run import tiny_overrides
-    from yolact.data.hard_shapes import make_hard_shapes
-
-    make_hard_shapes(tmp_path / "hard", style="a", num_train=6, num_val=3, seed=0)
-    model = [word for word in tiny_overrides(tmp_path, tmp_path / "runs", **{"train.val_interval": 0})
-             if not word.startswith(("data.", "train.max_iter", "train.lr_steps", "train.time="))]
-    out = tmp_path / "learn.json"
-    hard = tmp_path / "hard"
+def test_learn_with_the_budget_turned_off_trains_a_fixed_length_and_says_so(tmp_path):
+    model, hard, out = _learn_on_a_tiny_hard_set(tmp_path)
     assert load_script().main(["learn", *model, "train.time=null", "train.max_iter=3", "--budget", "0.1",
                                "--train", str(hard / "train"), "--val", str(hard / "val"), "--seed", "1",
                                "--threads", "1", "--json", str(out)]) == 0
