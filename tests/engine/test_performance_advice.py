@@ -5,7 +5,9 @@ import torch
 
 from yolact.benchmarks import train_bench
 from yolact.engine import performance_advice
-from yolact.engine.performance_advice import cpu_flags, cpu_has_native, log_performance_advice
+from yolact.engine.performance_advice import (cpu_flags, cpu_has_native, cpu_trains_faster_in_bf16,
+                                               log_performance_advice)
+from yolact.utils.cpu_flags import capped_by_onednn, onednn_isa_cap
 
 # an AVX-512 Xeon without AVX-512-BF16 or AMX (where oneDNN's probe says bf16 is supported)
 AVX512_NO_BF16 = frozenset("fpu sse2 avx avx2 fma avx512f avx512dq avx512cd avx512bw avx512vl avx512_vnni"
@@ -19,6 +21,7 @@ def cpu_with(monkeypatch):
     def set_cpu(capability: str, flags):
         monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
         monkeypatch.setattr(performance_advice, "cpu_flags", lambda: flags)
+        monkeypatch.setattr(performance_advice, "onednn_isa_cap", lambda: None)  # whatever the env says
     return set_cpu
 
 
@@ -60,6 +63,41 @@ def test_without_flags_a_one_time_benchmark_decides(cpu_with, monkeypatch):
     cpu_with("DEFAULT", None)
     monkeypatch.setattr(performance_advice, "_autocast_not_slower", lambda amp: amp == "bf16")
     assert cpu_has_native("bf16") is True and cpu_has_native("fp16") is False
+
+
+ALL_AVX512_AND_AMX = {"avx512f", "avx512dq", "avx512cd", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+                      "avx512_fp16", "amx_bf16", "amx_fp16", "amx_tile"}
+
+
+@pytest.mark.parametrize("cap, dropped", [
+    (None, set()), ("DEFAULT", set()), ("ALL", set()), ("NOT_AN_ISA", set()),
+    ("AVX512_CORE_AMX_FP16", set()), ("AVX10_1_512_AMX_FP16", set()),
+    ("AVX512_CORE_AMX", {"amx_fp16"}), ("AVX10_1_512_AMX", {"amx_fp16"}),
+    ("AVX512_CORE_FP16", {"amx_bf16", "amx_fp16", "amx_tile"}),
+    ("AVX512_CORE_BF16", {"avx512_fp16", "amx_bf16", "amx_fp16", "amx_tile"}),
+    ("AVX512_CORE", {"avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_fp16", "amx_tile"}),
+    ("AVX2", ALL_AVX512_AND_AMX),
+    ("AVX", ALL_AVX512_AND_AMX | {"avx2", "fma"}),
+])
+def test_flags_above_onednns_isa_cap_are_dropped(cap, dropped):
+    assert capped_by_onednn(GRANITE_RAPIDS, cap) == GRANITE_RAPIDS - dropped
+    assert capped_by_onednn(None, cap) is None
+
+
+def test_an_amx_cpu_with_onednn_capped_below_amx_trains_as_the_capped_cpu(monkeypatch):
+    """The env is read at each decision (no convolution runs here, so oneDNN's own cap is untouched)."""
+    monkeypatch.setattr(performance_advice, "cpu_flags", lambda: GRANITE_RAPIDS)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "default")
+    assert cpu_has_native("bf16") and cpu_trains_faster_in_bf16()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")  # bf16 emulated
+    assert onednn_isa_cap() == "AVX2"
+    assert not cpu_has_native("bf16") and not cpu_trains_faster_in_bf16()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")  # native bf16 without AMX: no faster
+    assert cpu_has_native("bf16") and not cpu_trains_faster_in_bf16()
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX2")  # the older name
+    assert not cpu_trains_faster_in_bf16()
 
 
 def test_cpu_flags_reads_the_flags_line(tmp_path):

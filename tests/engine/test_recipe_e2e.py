@@ -35,6 +35,7 @@ def test_small_recipe_on_a_cpu_with_amx_trains_in_bf16_channels_last_and_says_so
     end with finite weights: before yolact/modeling/fpn.py ran those convs in fp32, its
     gradients were NaN on CPUs with bf16 kernels."""
     monkeypatch.setattr(performance_advice, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}))
+    monkeypatch.setattr(performance_advice, "onednn_isa_cap", lambda: None)
     made = []
     real_trainer = launch.Trainer
 

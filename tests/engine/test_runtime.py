@@ -33,6 +33,7 @@ AMX_CPU = frozenset({"avx512f", "avx512_bf16", "amx_tile", "amx_bf16"})
 ])
 def test_auto_amp_on_a_cpu_is_bf16_with_amx_only_and_explicit_modes_stay(monkeypatch, flags, expected):
     monkeypatch.setattr(performance_advice, "cpu_flags", lambda: flags)
+    monkeypatch.setattr(performance_advice, "onednn_isa_cap", lambda: None)  # whatever the environment says
     assert resolve_amp("auto", torch.device("cpu")) == expected
     assert [resolve_amp(mode, torch.device("cuda")) for mode in ("off", "bf16", "fp16")] == ["off", "bf16", "fp16"]
     assert [resolve_amp(mode, torch.device("cpu")) for mode in ("off", "bf16", "fp16")] == ["off", "bf16", "fp16"]

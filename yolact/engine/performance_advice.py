@@ -10,7 +10,9 @@ elsewhere oneDNN converts to float32 and back around every operation. Measured (
   but its backward under fp16 autocast 36 s against 0.38 s: emulated for training. Only AMX-FP16
   counts as native.
 oneDNN's own probe (``torch.ops.mkldnn._is_mkldnn_bf16_supported``) says True on any AVX-512
-CPU, emulated or not, so the decision reads the CPU's flags (/proc/cpuinfo) instead. Where there
+CPU, emulated or not, so the decision reads the CPU's flags (/proc/cpuinfo) instead, less
+those above oneDNN's ``ONEDNN_MAX_CPU_ISA`` cap (:func:`kernel_cpu_flags`: with the cap at AVX2
+an AMX CPU runs bf16 emulated). Where there
 are no flags to read (not Linux, or not x86), a one-time micro-benchmark decides: a 3x3
 convolution's forward and backward under autocast must not take more than twice their float32
 time (native: 1.3x and less; emulated: 3x and more).
@@ -26,10 +28,10 @@ from typing import FrozenSet, Optional
 
 import torch
 
-from yolact.utils.cpu_flags import cpu_flags
+from yolact.utils.cpu_flags import capped_by_onednn, cpu_flags, onednn_isa_cap
 
-__all__ = ["NATIVE_CPU_FLAGS", "CPU_BF16_TRAINING_FLAG", "cpu_flags", "cpu_has_native", "cpu_trains_faster_in_bf16",
-           "cpu_precision_note", "log_performance_advice"]
+__all__ = ["NATIVE_CPU_FLAGS", "CPU_BF16_TRAINING_FLAG", "cpu_flags", "kernel_cpu_flags", "cpu_has_native",
+           "cpu_trains_faster_in_bf16", "cpu_precision_note", "log_performance_advice"]
 
 logger = logging.getLogger("yolact")
 
@@ -65,15 +67,21 @@ def _autocast_not_slower(amp: str) -> bool:
     return _median_ms(lambda: step(_AUTOCAST_DTYPES[amp])) <= 2.0 * _median_ms(lambda: step(None))
 
 
+def kernel_cpu_flags() -> Optional[FrozenSet[str]]:
+    """This CPU's flags that oneDNN's kernels may use: :func:`cpu_flags` less those above its
+    ``ONEDNN_MAX_CPU_ISA`` cap; None where there are no flags to read."""
+    return capped_by_onednn(cpu_flags(), onednn_isa_cap())
+
+
 def cpu_has_native(amp: str, flags: Optional[FrozenSet[str]] = None) -> bool:
     """Whether this CPU runs ``amp`` ("off", "bf16", "fp16") autocast natively.
 
     "off" always is. Otherwise: one of ``NATIVE_CPU_FLAGS[amp]`` among ``flags`` (default: this
-    CPU's, from /proc/cpuinfo); without flags to read, the one-time micro-benchmark decides.
+    CPU's: :func:`kernel_cpu_flags`); without flags to read, the one-time micro-benchmark decides.
     """
     if amp == "off":
         return True
-    flags = cpu_flags() if flags is None else flags
+    flags = kernel_cpu_flags() if flags is None else flags
     if flags is None:
         return _autocast_not_slower(amp)
     return any(flag in flags for flag in NATIVE_CPU_FLAGS[amp])
@@ -92,8 +100,8 @@ def log_performance_advice(device: torch.device, *, amp: str = "off") -> None:
 
 def cpu_trains_faster_in_bf16(flags: Optional[FrozenSet[str]] = None) -> bool:
     """Whether bf16 autocast trains faster than fp32 on this CPU: ``CPU_BF16_TRAINING_FLAG`` among
-    ``flags`` (default this CPU's; False where there are none to read)."""
-    flags = cpu_flags() if flags is None else flags
+    ``flags`` (default this CPU's: :func:`kernel_cpu_flags`; False where there are none to read)."""
+    flags = kernel_cpu_flags() if flags is None else flags
     return flags is not None and CPU_BF16_TRAINING_FLAG in flags
 
 

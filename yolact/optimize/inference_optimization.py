@@ -13,14 +13,13 @@ BatchNorm statistics are baked into the weights and the state_dict no longer mat
 checkpoint's.
 """
 import logging
-import os
 from typing import Dict, Optional
 
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from yolact.utils.cpu_flags import cpu_flags
+from yolact.utils.cpu_flags import capped_by_onednn, cpu_flags, onednn_isa_cap
 from yolact.modeling.head import PredictionHead
 from yolact.optimize.winograd_conv import (MIN_IN_CHANNELS, MIN_OUT_CHANNELS, MIN_SPATIAL_SIZE,
                                            WinogradConv2d, is_winograd_candidate, winograd_available)
@@ -116,9 +115,7 @@ def _onednn_vector_isa() -> Optional[str]:
     flags = cpu_flags()
     if flags is None or not {"avx2", "fma"} <= flags:
         return None
-    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "")).upper()
-    capped = cap.startswith(("AVX2", "AVX_", "SSE"))
-    return "avx2" if capped or "avx512f" not in flags else "avx512"
+    return "avx512" if "avx512f" in capped_by_onednn(flags, onednn_isa_cap()) else "avx2"
 
 
 def winograd_by_default(device: torch.device) -> bool:
