@@ -61,7 +61,8 @@ def bench_learn(args, device, config_for) -> Tuple[List[dict], List[str], List[s
            "iterations": iterations, "images_seen": iterations * config.train.batch_size,
            "mask_AP": metrics.get("segm/AP", float("nan")), "box_AP": metrics.get("bbox/AP", float("nan")),
            "wall_s": wall_s}
-    length = f"train.time={budget}" if budget is not None else f"no time budget, train.max_iter={config.train.max_iter}"
+    length = (f"train.time={budget}" if budget is not None
+              else f"no time budget, train.max_iter={config.train.max_iter}")
     notes = [f"{args.config} with {length} on {args.train}; COCOeval on {args.val}; "
              f"run in {run_dir}",
              "wall_s counts the whole run: data and model set-up, training and the final evaluation"]

@@ -10,12 +10,11 @@ elsewhere oneDNN converts to float32 and back around every operation. Measured (
   but its backward under fp16 autocast 36 s against 0.38 s: emulated for training. Only AMX-FP16
   counts as native.
 oneDNN's own probe (``torch.ops.mkldnn._is_mkldnn_bf16_supported``) says True on any AVX-512
-CPU, emulated or not, so the decision reads the CPU's flags (/proc/cpuinfo) instead, less
-those above oneDNN's ``ONEDNN_MAX_CPU_ISA`` cap (:func:`kernel_cpu_flags`: with the cap at AVX2
-an AMX CPU runs bf16 emulated). Where there
-are no flags to read (not Linux, or not x86), a one-time micro-benchmark decides: a 3x3
-convolution's forward and backward under autocast must not take more than twice their float32
-time (native: 1.3x and less; emulated: 3x and more).
+CPU, emulated or not, so the decision reads the CPU's flags (/proc/cpuinfo) instead, less those
+above oneDNN's ``ONEDNN_MAX_CPU_ISA`` cap (:func:`kernel_cpu_flags`: with the cap at AVX2 an AMX
+CPU runs bf16 emulated). Where there are no flags to read (not Linux, or not x86), a one-time
+micro-benchmark decides: a 3x3 convolution's forward and backward under autocast must not take
+more than twice their float32 time (native: 1.3x and less; emulated: 3x and more).
 
 Where the CPU has AMX for bf16, bf16 autocast is also much faster than fp32 (there train.amp "auto"
 is bf16, :func:`~yolact.engine.runtime.resolve_amp`): a small.yaml step at 192 px takes 264 ms in
