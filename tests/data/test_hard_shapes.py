@@ -13,7 +13,7 @@ from yolact.data import CocoInstanceDataset, EvalTransform, decode_masks
 from yolact.data.hard_shapes import STYLES, draw_image, main, make_hard_shapes, object_annotation
 
 CATEGORY_IDS = {"a": [3, 7, 12, 40, 41, 55, 77], "b": [2, 9, 17, 33, 58, 90],
-                "c": [1, 4, 13, 21, 34, 50, 67, 88]}
+                "c": [1, 4, 13, 21, 34, 50, 67, 88], "d": [3, 7, 12, 40]}
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def sets(tmp_path_factory):
     """Style -> (train dir, val dir) of 20 + 3 images, seed 0."""
     root = tmp_path_factory.mktemp("hard")
     return {style: make_hard_shapes(root / style, style=style, num_train=20, num_val=3, seed=0)
-            for style in "abc"}
+            for style in "abcd"}
 
 
 def quiet_coco(path):
@@ -41,7 +41,7 @@ def test_same_seed_same_bytes_other_seed_or_style_differs(tmp_path, sets):
     assert other_style.read_bytes() != (train / "images" / "00000.jpg").read_bytes()
 
 
-@pytest.mark.parametrize("style", "abc")
+@pytest.mark.parametrize("style", "abcd")
 def test_masks_are_exactly_the_pixels_on_top(style):
     # Flat fills and no pixel noise: each visible mask must be one colour, and be the object's
     # own shape minus every later shape.
@@ -80,7 +80,7 @@ def test_rle_and_polygons_decode_to_the_recorded_mask(polygon_prob):
     assert formats == ({"dict"} if polygon_prob == 0.0 else {"dict", "list"})  # occluded ones stay RLE
 
 
-@pytest.mark.parametrize("style", "abc")
+@pytest.mark.parametrize("style", "abcd")
 def test_set_has_crowds_empties_both_formats_and_its_category_ids(style, sets):
     train, _ = sets[style]
     data = json.loads((train / "annotations.json").read_text())
@@ -97,7 +97,7 @@ def test_set_has_crowds_empties_both_formats_and_its_category_ids(style, sets):
     assert len(sizes) == 20 and all(low <= side <= high for size in sizes for side in size)
 
 
-@pytest.mark.parametrize("style", "abc")
+@pytest.mark.parametrize("style", "abcd")
 def test_loader_keeps_everything_and_cocoeval_scores_the_ground_truth_as_1(style, sets):
     train, _ = sets[style]
     data = json.loads((train / "annotations.json").read_text())

@@ -1,4 +1,4 @@
-"""Harder synthetic COCO sets, in three drawing styles, to develop a training recipe against.
+"""Harder synthetic COCO sets, in four drawing styles, to develop a training recipe against.
 
 Unlike ``shapes.py`` (one image size, three classes), every image here has its own size and
 aspect ratio, a textured and graded background, objects that hide each other (the later one
@@ -10,7 +10,7 @@ dots, about 6% images without objects and non-contiguous category ids. Layout, a
     out/train/images/00000.jpg ...   out/train/annotations.json
     out/val/images/00000.jpg ...     out/val/annotations.json
 
-Styles (class sets, sizes and textures differ; develop on two, confirm on the third):
+Styles (class sets, sizes and textures differ; develop on two, confirm on the others):
 
 - ``a``: 7 shape kinds (circle, square, triangle, star, cross, ring, ellipse), category ids
   3/7/12/40/41/55/77; gradients with stripes or checks; 1-6 objects of 10-40% of the short
@@ -19,7 +19,9 @@ Styles (class sets, sizes and textures differ; develop on two, confirm on the th
   2/9/17/33/58/90); smooth colour noise or checks, stronger pixel noise, JPEG 85; 2-8 objects,
   log-uniform 6-30% of the short side (many small ones); striped fills; crowds in 30%;
 - ``c``: 8 kinds (semicircle, pentagon, star, ring, triangle, ellipse, cross, square), ids
-  1/4/13/21/34/50/67/88; any texture; 1-5 larger objects (12-45%); crowds in 15%.
+  1/4/13/21/34/50/67/88; any texture; 1-5 larger objects (12-45%); crowds in 15%;
+- ``d``: the set issue 12 describes: 4 kinds (circle, square, triangle, star), ids 3/7/12/40;
+  any texture; 1-6 objects of 10-40%; flat, striped or shaded fills; crowds in 20%.
 
 An object is written as a polygon (when it is whole, inside the image and has no hole, with the
 style's probability) or as compressed RLE; shapes are filled by pycocotools' own rasteriser,
@@ -91,6 +93,9 @@ STYLES: Dict[str, Style] = {
                (1, 4, 13, 21, 34, 50, 67, 88), (180, 420), (1, 5), (0.12, 0.45), False,
                ("stripes", "checks", "noise"), (10.0, 35.0), (None, "stripes", "shade"), 0.15, 0.6, 0.4,
                (2.0, 7.0), 90),
+    "d": Style(_kinds("circle", "square", "triangle", "star"), ("circle", "square", "triangle", "star"),
+               (3, 7, 12, 40), (180, 420), (1, 6), (0.10, 0.40), False, ("stripes", "checks", "noise"),
+               (10.0, 35.0), (None, "stripes", "shade"), 0.20, 0.5, 0.3, (2.0, 7.0), 90),
 }
 
 
